@@ -1,0 +1,87 @@
+"""Small helpers every stage shares: atomic outputs, JSON metrics, clean CLI errors."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pipeline.params import ParamsError
+
+
+class StageError(Exception):
+    """Bad input or state a user can fix; printed as one line, exit status 1."""
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``final``; rename it into place only on success.
+
+    Works for files and directories, so an interrupted stage never leaves a half output.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        _remove(final)
+        os.replace(tmp, final)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | Path, data: object) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path) -> object:
+    path = Path(path)
+    if not path.exists():
+        raise StageError(f"{path}: not found (run the earlier stages first: dvc repro)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def repo_root() -> Path:
+    """The project root: ``DVC_ROOT`` when DVC runs us (also in ``dvc exp run --temp``),
+    else the nearest folder upwards holding ``dvc.yaml``, else the working directory."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "dvc.yaml").exists():
+            return folder
+    return cwd
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a stage's ``main()``; known errors become one line on stderr and exit 1."""
+    try:
+        main()
+    except (StageError, ParamsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,217 @@
+"""One typed view of ``params.yaml``.
+
+Every stage calls :func:`load_params` and reads its own section; no stage parses YAML itself.
+Unknown keys and wrong types stop the stage before it does any work, with a message that
+names the key, so a typo in ``dvc exp run -S`` never runs silently with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(ValueError):
+    """A problem in params.yaml, with the dotted key that caused it."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    train: str = "data/sample/train.ft.txt.bz2"
+    test: str = "data/sample/test.ft.txt.bz2"
+    # ingest stops (non-zero exit) when more than this share of a split's lines is rejected
+    max_reject_fraction: float = 0.01
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    lowercase: bool = True
+    replace_digits: bool = True  # every digit becomes "0", as the tutorial
+    replace_urls: bool = True  # URLs become the single token "<url>"
+    strip_html: bool = True  # tags such as <br /> become a space
+
+
+@dataclass(frozen=True)
+class TokenizeParams:
+    level: Literal["word", "char"] = "word"
+
+
+@dataclass(frozen=True)
+class VocabParams:
+    min_freq: int = 2
+    max_size: int | None = None  # counts <pad> and <unk>
+
+
+@dataclass(frozen=True)
+class EncodeParams:
+    seq_len: int = 200
+    truncate: Literal["keep_first", "keep_last"] = "keep_first"
+    pad: Literal["left", "right"] = "left"
+    val_fraction: float = 0.5  # share of the test file that becomes the validation split
+    seed: int = 42
+    shard_rows: int = 100_000
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    embedding_dim: int = 64
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.2
+    bidirectional: bool = False
+    lr: float = 0.005
+    batch_size: int = 128
+    epochs: int = 4
+    grad_clip: float = 5.0
+    eval_every: int = 0  # validate every N steps; 0 validates once per epoch only
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = 1024
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class MlflowParams:
+    experiment: str = "lstm-sentiment"
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = field(default_factory=DataParams)
+    clean: CleanParams = field(default_factory=CleanParams)
+    tokenize: TokenizeParams = field(default_factory=TokenizeParams)
+    vocab: VocabParams = field(default_factory=VocabParams)
+    encode: EncodeParams = field(default_factory=EncodeParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    mlflow: MlflowParams = field(default_factory=MlflowParams)
+
+    def flat(self) -> dict[str, object]:
+        """``{"train.lr": 0.005, ...}``: the form MLflow and ``dvc exp run -S`` use."""
+        return {
+            f"{section.name}.{key}": value
+            for section in dataclasses.fields(self)
+            for key, value in dataclasses.asdict(getattr(self, section.name)).items()
+        }
+
+
+def _type_name(tp: object) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(v) for v in typing.get_args(tp))
+    args = typing.get_args(tp)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _check_value(key: str, value: object, tp: object) -> object:
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for option in typing.get_args(tp):
+            try:
+                return _check_value(key, value, option)
+            except ParamsError:
+                continue
+    elif origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif tp is type(None):
+        if value is None:
+            return value
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ParamsError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, mapping: object, prefix: str):
+    if not isinstance(mapping, dict):
+        raise ParamsError(f"{prefix or 'params'}: expected a mapping, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ParamsError(f"{where}: unknown key (known: {', '.join(sorted(known))})")
+    values = {}
+    for name, value in mapping.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, value, key)
+        else:
+            values[name] = _check_value(key, value, tp)
+    return cls(**values)
+
+
+def _check_ranges(p: Params) -> None:
+    positive = {
+        "vocab.min_freq": p.vocab.min_freq,
+        "encode.seq_len": p.encode.seq_len,
+        "encode.shard_rows": p.encode.shard_rows,
+        "train.embedding_dim": p.train.embedding_dim,
+        "train.hidden_size": p.train.hidden_size,
+        "train.num_layers": p.train.num_layers,
+        "train.batch_size": p.train.batch_size,
+        "train.epochs": p.train.epochs,
+        "train.lr": p.train.lr,
+        "evaluate.batch_size": p.evaluate.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ParamsError(f"{key}: must be > 0, got {value}")
+    if p.vocab.max_size is not None and p.vocab.max_size < 3:
+        raise ParamsError(f"vocab.max_size: must be >= 3 (it counts <pad> and <unk>), got {p.vocab.max_size}")
+    for key, value in {
+        "data.max_reject_fraction": p.data.max_reject_fraction,
+        "train.dropout": p.train.dropout,
+        "evaluate.threshold": p.evaluate.threshold,
+    }.items():
+        if not 0.0 <= value <= 1.0:
+            raise ParamsError(f"{key}: must be between 0 and 1, got {value}")
+    if not 0.0 < p.encode.val_fraction < 1.0:
+        raise ParamsError(f"encode.val_fraction: must be between 0 and 1 (exclusive), got {p.encode.val_fraction}")
+    if p.train.eval_every < 0:
+        raise ParamsError(f"train.eval_every: must be >= 0, got {p.train.eval_every}")
+
+
+def parse_params(mapping: dict | None) -> Params:
+    params = _build(Params, mapping or {}, "")
+    _check_ranges(params)
+    return params
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: file not found (run from the repository root)")
+    with path.open(encoding="utf-8") as f:
+        try:
+            mapping = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return parse_params(mapping)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None

@@ -1,0 +1,14 @@
+"""Where each stage reads and writes, relative to the repository root (as in dvc.yaml)."""
+
+from pathlib import Path
+
+SPLITS = ("train", "test")
+
+REVIEWS_DIR = Path("data/interim/reviews")  # ingest: {train,test}.parquet, rejects.parquet
+TOKENS_DIR = Path("data/interim/tokens")  # clean: {train,test}.parquet
+VOCAB_FILE = Path("data/processed/vocab.json")
+SHARDS_DIR = Path("data/processed/shards")  # encode: {train,val,test}/ + manifest.json
+MODEL_FILE = Path("models/model.pt")
+
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
