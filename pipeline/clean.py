@@ -134,7 +134,7 @@ def clean_file(source, target, clean: CleanParams, level: TokenizeParams) -> int
     reviews = pq.ParquetFile(source)
     rows = 0
     with pq.ParquetWriter(target, TOKEN_SCHEMA, compression="zstd") as writer, tqdm(
-        total=reviews.metadata.num_rows, unit=" reviews", unit_scale=True, desc=f"clean {source.stem}", leave=False
+        total=reviews.metadata.num_rows, unit=" reviews", unit_scale=True, desc=f"clean {source.stem}", leave=False, disable=None
     ) as progress:
         for batch in reviews.iter_batches(batch_size=BATCH_ROWS):
             tokens = tokenize(pl.from_arrow(batch), clean, level)

@@ -118,7 +118,7 @@ def read_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.
     """Yield the file's lines (Arrow binary, newline removed) a block at a time."""
     size = path.stat().st_size
     with open_input(path) as stream, tqdm(
-        total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False
+        total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None
     ) as progress:
         raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None)
         carry = b""
