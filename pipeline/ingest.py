@@ -116,8 +116,9 @@ def open_input(path: Path) -> BinaryIO:
 
 def read_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Array]:
     """Yield the file's lines (Arrow binary, newline removed) a block at a time."""
+    stream = open_input(path)
     size = path.stat().st_size
-    with open_input(path) as stream, tqdm(
+    with stream, tqdm(
         total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None
     ) as progress:
         raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None)

@@ -1,0 +1,118 @@
+import bz2
+import gzip
+
+import polars as pl
+import pytest
+
+from pipeline.common import StageError
+from pipeline.ingest import ingest, parse_lines
+from pipeline.params import DataParams
+
+
+def lines(*raw: bytes) -> pl.Series:
+    return pl.Series("raw", list(raw), dtype=pl.Binary)
+
+
+def test_labels_map_to_zero_and_one_and_text_follows_the_label():
+    reviews, rejects = parse_lines(lines(b"__label__1 Bad: broke.\n", b"__label__2 Good: works.\n"))
+    assert reviews["label"].dtype == pl.Int8
+    assert reviews.to_dicts() == [{"label": 0, "text": "Bad: broke."}, {"label": 1, "text": "Good: works."}]
+    assert rejects.is_empty()
+
+
+def test_windows_line_ends_are_stripped():
+    reviews, _ = parse_lines(lines(b"__label__2 fine\r\n"))
+    assert reviews["text"].to_list() == ["fine"]
+
+
+def test_every_bad_line_is_counted_with_its_line_number_and_reason():
+    raw = lines(
+        b"__label__2 ok\n",
+        b"__label__3 unknown label\n",
+        b"no label at all\n",
+        b"__label__1   \n",
+        b"\n",
+        b"__label__1 caf\xe9 in latin-1\n",
+        b"__label__1 good one\n",
+    )
+    reviews, rejects = parse_lines(raw, first_line=10)
+    assert len(reviews) + len(rejects) == len(raw)
+    assert rejects.select("line", "reason").to_dicts() == [
+        {"line": 11, "reason": "unknown label"},
+        {"line": 12, "reason": "missing label"},
+        {"line": 13, "reason": "empty text"},
+        {"line": 14, "reason": "empty line"},
+        {"line": 15, "reason": "invalid UTF-8"},
+    ]
+    assert rejects["excerpt"][1] == "no label at all"
+    assert reviews["text"].to_list() == ["ok", "good one"]
+
+
+def write_pair(tmp_path, train: bytes, test: bytes, opener=bz2.open, suffix=".bz2"):
+    paths = []
+    for name, content in (("train", train), ("test", test)):
+        path = tmp_path / f"{name}.ft.txt{suffix}"
+        with opener(path, "wb") as f:
+            f.write(content)
+        paths.append(str(path))
+    return DataParams(train=paths[0], test=paths[1], max_reject_fraction=0.5)
+
+
+@pytest.mark.parametrize(("opener", "suffix"), [(bz2.open, ".bz2"), (gzip.open, ".gz"), (open, "")])
+def test_ingest_reads_bz2_gzip_and_plain_text_and_counts_lines(tmp_path, opener, suffix):
+    data = write_pair(
+        tmp_path,
+        b"__label__1 a\n__label__2 b\nbroken\n__label__2 last line without newline",
+        b"__label__2 c\n",
+        opener,
+        suffix,
+    )
+    metrics = ingest(data, tmp_path / "out")
+    assert metrics["train"] == {
+        "lines": 4, "rows": 3, "rejects": 1, "reject_fraction": 0.25, "positive_fraction": round(2 / 3, 6)
+    }
+    train = pl.read_parquet(tmp_path / "out" / "train.parquet")
+    assert train["text"].to_list() == ["a", "b", "last line without newline"]
+    rejects = pl.read_parquet(tmp_path / "out" / "rejects.parquet")
+    assert rejects.select("split", "line", "reason").to_dicts() == [
+        {"split": "train", "line": 3, "reason": "missing label"}
+    ]
+
+
+def test_a_line_longer_than_a_block_survives(tmp_path, monkeypatch):
+    monkeypatch.setattr("pipeline.ingest.BLOCK_BYTES", 1024)
+    long_text = "word " * 5000
+    data = write_pair(tmp_path, f"__label__1 x\n__label__2 {long_text}\n__label__1 y\n".encode(), b"__label__2 z\n")
+    metrics = ingest(data, tmp_path / "out")
+    assert metrics["train"]["rows"] == 3
+    assert pl.read_parquet(tmp_path / "out" / "train.parquet")["text"][1] == long_text.strip()
+
+
+def test_too_many_rejects_stop_the_stage_with_a_reason(tmp_path):
+    data = write_pair(tmp_path, b"__label__1 a\njunk\njunk\n", b"__label__2 c\n")
+    data = DataParams(train=data.train, test=data.test, max_reject_fraction=0.1)
+    with pytest.raises(StageError, match=r"2 of 3 lines rejected .*'missing label'.*line 2"):
+        ingest(data, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_file_named_bz2_that_is_not_bz2_is_a_clear_error(tmp_path):
+    data = write_pair(tmp_path, b"__label__1 a\n", b"__label__2 c\n", open, ".bz2")
+    with pytest.raises(StageError, match="not a bz2 file"):
+        ingest(data, tmp_path / "out")
+
+
+def test_truncated_bz2_is_a_clear_error(tmp_path):
+    data = write_pair(tmp_path, b"__label__1 some review text\n" * 2000, b"__label__2 c\n")
+    path = tmp_path / "train.ft.txt.bz2"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(StageError, match="truncated"):
+        ingest(data, tmp_path / "out")
+
+
+def test_empty_and_missing_files_are_clear_errors(tmp_path):
+    data = write_pair(tmp_path, b"", b"__label__2 c\n", open, "")
+    with pytest.raises(StageError, match="empty file"):
+        ingest(data, tmp_path / "out")
+    with pytest.raises(StageError, match="input file not found"):
+        ingest(DataParams(train=str(tmp_path / "nope.bz2"), test=data.test), tmp_path / "out")

@@ -1,0 +1,46 @@
+import pytest
+
+from pipeline.params import Params, ParamsError, load_params, parse_params
+from tests.conftest import REPO
+
+
+def test_repository_params_file_loads_and_matches_the_defaults_it_documents():
+    params = load_params(REPO / "params.yaml")
+    assert params.vocab.min_freq == 2
+    assert params.encode.pad == "left" and params.encode.truncate == "keep_first"
+    assert params.flat()["train.lr"] == params.train.lr
+
+
+def test_flat_keys_are_dotted_section_names():
+    flat = Params().flat()
+    assert "train.hidden_size" in flat and "data.train" in flat
+    assert all(key.count(".") == 1 for key in flat)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"train": {"lr": "fast"}}, "train.lr: expected float"),
+        ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
+        ({"trian": {}}, "trian: unknown key"),
+        ({"encode": {"pad": "middle"}}, "encode.pad: expected 'left' or 'right'"),
+        ({"train": {"num_layers": 1.5}}, "train.num_layers: expected int"),
+        ({"train": {"bidirectional": "yes"}}, "train.bidirectional: expected bool"),
+        ({"vocab": {"min_freq": 0}}, "vocab.min_freq: must be > 0"),
+        ({"encode": {"val_fraction": 1.0}}, "encode.val_fraction: must be between 0 and 1"),
+        ({"train": 3}, "train: expected a mapping"),
+    ],
+)
+def test_bad_params_name_the_key_and_the_expected_type(mapping, message):
+    with pytest.raises(ParamsError, match=message.replace("(", r"\(")):
+        parse_params(mapping)
+
+
+def test_int_is_accepted_where_a_float_is_expected():
+    assert parse_params({"train": {"lr": 1}}).train.lr == 1.0
+    assert parse_params({"vocab": {"max_size": None}}).vocab.max_size is None
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "params.yaml")
