@@ -1,10 +1,11 @@
-"""evaluate: trained model + test shards -> metrics/eval.json and plot data.
+"""evaluate: trained model + test shards -> metrics/eval.json, plot data and predictions.
 
 Metrics: loss (BCE), accuracy, precision, recall, F1, ROC AUC and the confusion matrix, for
 the positive class at ``evaluate.threshold``. Plot data for ``dvc plots show``:
 ``plots/roc.csv`` (fpr, tpr, threshold) and ``plots/confusion.csv`` (actual, predicted per
-review). The metrics are also logged, as ``test_*``, to the MLflow run that trained this very
-model file (found by its sha256 tag, never by a run id stored in a DVC output).
+review). Every test review's probability is kept in ``data/predictions/test.parquet``.
+The metrics are also logged, as ``test_*``, to the MLflow run that trained this very model
+file (found by its sha256 tag, never by a run id stored in a DVC output).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def main() -> None:
     result = classification_metrics(labels, probs, evaluate_params.threshold)
     write_json(paths.METRICS_DIR / "eval.json", result)
     predicted = (probs >= evaluate_params.threshold).astype(int)
+    predictions = pl.DataFrame(
+        {"label": labels.astype(np.int8), "probability": probs, "predicted": predicted.astype(np.int8), "length": lengths}
+    )
+    with atomic_path(paths.PREDICTIONS_FILE) as tmp:
+        predictions.write_parquet(tmp)
     write_csv(pl.DataFrame({"actual": labels.astype(int), "predicted": predicted}), paths.PLOTS_DIR / "confusion.csv")
     if result["roc_auc"] is not None:
         write_csv(roc_points(labels, probs), paths.PLOTS_DIR / "roc.csv")

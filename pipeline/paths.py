@@ -9,6 +9,7 @@ TOKENS_DIR = Path("data/interim/tokens")  # clean: {train,test}.parquet
 VOCAB_FILE = Path("data/processed/vocab.json")
 SHARDS_DIR = Path("data/processed/shards")  # encode: {train,val,test}/ + manifest.json
 MODEL_FILE = Path("models/model.pt")
+PREDICTIONS_FILE = Path("data/predictions/test.parquet")  # evaluate: per test review
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")

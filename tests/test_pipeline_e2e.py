@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import yaml
 
@@ -54,6 +55,10 @@ def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
     assert result["accuracy"] >= 0.85  # chance is 0.5; the label-noise ceiling is about 0.97
     assert (root / "models" / "model.pt").exists()
     assert (root / "plots" / "roc.csv").read_text().startswith("fpr,tpr,threshold")
+    predictions = pl.read_parquet(root / "data" / "predictions" / "test.parquet")
+    assert predictions.columns == ["label", "probability", "predicted", "length"]
+    assert predictions.height == 500
+    assert (predictions["label"] == predictions["predicted"]).mean() == pytest.approx(result["accuracy"])
 
 
 def test_second_repro_does_no_work(pipeline_run):
