@@ -92,8 +92,11 @@ def train_model(
     config: ModelConfig,
     params: TrainParams,
     on_eval: Callable[[dict], None] = lambda row: None,
-) -> tuple[LSTMClassifier, list[dict], dict]:
-    """Train and return ``(model with the best validation weights, history, summary)``."""
+) -> tuple[LSTMClassifier, list[dict], dict, dict]:
+    """Train; return ``(model with the best validation weights, history, summary, speed)``.
+
+    ``summary`` is reproducible (it goes to metrics/train.json); ``speed`` (seconds,
+    samples/s) depends on the machine and goes to MLflow only."""
     torch.manual_seed(params.seed)
     device = train.ids.device
     model = LSTMClassifier(config).to(device)
@@ -156,11 +159,9 @@ def train_model(
         "steps": step,
         "epochs": params.epochs,
         "parameters": count_parameters(model),
-        "train_seconds": round(seconds, 2),
-        "samples_per_second": round(len(train) * params.epochs / seconds, 1),
-        "device": str(device),
     }
-    return model, history, summary
+    speed = {"train_seconds": round(seconds, 2), "samples_per_second": round(len(train) * params.epochs / seconds, 1)}
+    return model, history, summary, speed
 
 
 def save_model(model: LSTMClassifier, path=paths.MODEL_FILE) -> None:
@@ -245,21 +246,22 @@ def main() -> None:
                 {k: row[k] for k in ("train_loss", "val_loss", "val_accuracy", "epoch")}, step=row["step"]
             )
 
-        model, history, summary = train_model(train, val, config, params.train, on_eval=log_eval)
+        model, history, summary, speed = train_model(train, val, config, params.train, on_eval=log_eval)
         save_model(model)
         write_history(history, paths.PLOTS_DIR / "training.csv")
         write_json(paths.METRICS_DIR / "train.json", summary)
 
         model_hash = sha256_file(paths.MODEL_FILE)
         mlflow.set_tag(MODEL_HASH_TAG, model_hash)
-        mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
+        mlflow.log_metrics({**summary, **speed})
+        mlflow.set_tag("device", str(device))
         log_model_to_mlflow(model, train_ids[:2].copy())
         mlflow.log_artifact(str(paths.VOCAB_FILE))
         mlflow.log_artifact(args.params)
         mlflow.log_artifact(str(paths.SHARDS_DIR / "manifest.json"))
     print(
         f"train: best val loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f} "
-        f"({summary['samples_per_second']:.0f} samples/s); MLflow run {run.info.run_id}"
+        f"({speed['samples_per_second']:.0f} samples/s on {device}); MLflow run {run.info.run_id}"
     )
 
 

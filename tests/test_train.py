@@ -30,11 +30,12 @@ def test_training_learns_negation_on_cpu_and_keeps_the_best_weights():
     config = ModelConfig(vocab_size=10, embedding_dim=16, hidden_size=16, dropout=0.0)
     params = TrainParams(batch_size=64, epochs=4, lr=0.01, eval_every=20)
     rows = []
-    model, history, summary = train_model(train, val, config, params, on_eval=rows.append)
+    model, history, summary, speed = train_model(train, val, config, params, on_eval=rows.append)
     assert rows == history and len(history) > params.epochs  # periodic + per-epoch validation
     assert summary["best_val_loss"] == round(min(h["val_loss"] for h in history), 6)
     assert summary["best_val_accuracy"] >= 0.95
     assert summary["steps"] == 4 * int(np.ceil(3000 / 64))
+    assert speed["samples_per_second"] > 0
 
 
 def test_training_is_deterministic_for_a_seed():
