@@ -34,7 +34,7 @@ def compare(texts: pl.Series, clean: CleanParams, show: int = 5) -> dict:
     differing = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b]
     for i in differing[:show]:
         a, b = ours[i], theirs[i]
-        k = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        k = next((j for j, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
         print(f"  doc {i}: ours {a[max(0, k - 3) : k + 4]} vs nltk {b[max(0, k - 3) : k + 4]}")
     return {
         "documents": len(ours),

@@ -14,16 +14,14 @@ we do not download.
 
 from __future__ import annotations
 
-import argparse
-
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main
-from pipeline.params import CleanParams, TokenizeParams, load_params
+from pipeline.common import StageError, atomic_path, run_main, stage_params
+from pipeline.params import CleanParams, TokenizeParams
 
 BATCH_ROWS = 50_000
 URL_TOKEN = "<url>"
@@ -133,9 +131,17 @@ def clean_file(source, target, clean: CleanParams, level: TokenizeParams) -> int
         raise StageError(f"{source}: not found (run the ingest stage first: dvc repro ingest)")
     reviews = pq.ParquetFile(source)
     rows = 0
-    with pq.ParquetWriter(target, TOKEN_SCHEMA, compression="zstd") as writer, tqdm(
-        total=reviews.metadata.num_rows, unit=" reviews", unit_scale=True, desc=f"clean {source.stem}", leave=False, disable=None
-    ) as progress:
+    with (
+        pq.ParquetWriter(target, TOKEN_SCHEMA, compression="zstd") as writer,
+        tqdm(
+            total=reviews.metadata.num_rows,
+            unit=" reviews",
+            unit_scale=True,
+            desc=f"clean {source.stem}",
+            leave=False,
+            disable=None,
+        ) as progress,
+    ):
         for batch in reviews.iter_batches(batch_size=BATCH_ROWS):
             tokens = tokenize(pl.from_arrow(batch), clean, level)
             writer.write_table(tokens.to_arrow().cast(TOKEN_SCHEMA))
@@ -145,10 +151,7 @@ def clean_file(source, target, clean: CleanParams, level: TokenizeParams) -> int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    params, _ = stage_params(__doc__)
     with atomic_path(paths.TOKENS_DIR) as tmp_dir:
         tmp_dir.mkdir(parents=True)
         for split in paths.SPLITS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pipeline.params import ParamsError
+from pipeline.params import PARAMS_FILE, Params, ParamsError, load_params
 
 
 class StageError(Exception):
@@ -73,6 +74,14 @@ def repo_root() -> Path:
         if (folder / "dvc.yaml").exists():
             return folder
     return cwd
+
+
+def stage_params(description: str) -> tuple[Params, Path]:
+    """Parse a stage's command line (``--help``, ``--params``); return the params and their file."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="params file (default: params.yaml)")
+    path = parser.parse_args().params
+    return load_params(path), path
 
 
 def run_main(main: Callable[[], None]) -> None:

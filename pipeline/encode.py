@@ -10,7 +10,6 @@ Output: ``shards/{train,val,test}/{ids,labels,lengths}-NNNNN.npy`` and ``shards/
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, read_json, run_main, write_json
-from pipeline.params import EncodeParams, load_params
+from pipeline.common import StageError, atomic_path, read_json, run_main, stage_params, write_json
+from pipeline.params import EncodeParams
 from pipeline.vocab import PAD_ID, UNK_ID, load_vocab
 
 BATCH_ROWS = 50_000
@@ -143,7 +142,8 @@ def encode(tokens_dir: Path, vocab: list[str], params: EncodeParams, out_dir: Pa
             parquet.iter_batches(batch_size=BATCH_ROWS),
             total=-(-parquet.metadata.num_rows // BATCH_ROWS),
             desc=f"encode {source_split}",
-            leave=False, disable=None,
+            leave=False,
+            disable=None,
         ):
             encoded = encode_batch(pl.from_arrow(batch), vocab, params)
             arrays = (encoded["ids"], encoded["labels"], encoded["lengths"])
@@ -188,18 +188,17 @@ def load_split(shards_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    params, _ = stage_params(__doc__)
     vocab = load_vocab(paths.VOCAB_FILE)
     with atomic_path(paths.SHARDS_DIR) as tmp_dir:
         tmp_dir.mkdir(parents=True)
         manifest = encode(paths.TOKENS_DIR, vocab, params.encode, tmp_dir)
     rows = ", ".join(f"{split} {info['rows']}" for split, info in manifest["splits"].items())
-    print(f"encode: {rows} rows of {params.encode.seq_len} ids; "
-          f"train <unk> share {manifest['train_unk_fraction']:.2%}, "
-          f"truncated {manifest['train_truncated_fraction']:.2%}")
+    print(
+        f"encode: {rows} rows of {params.encode.seq_len} ids; "
+        f"train <unk> share {manifest['train_unk_fraction']:.2%}, "
+        f"truncated {manifest['train_truncated_fraction']:.2%}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,16 +10,14 @@ file (found by its sha256 tag, never by a run id stored in a DVC output).
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import polars as pl
 from sklearn import metrics as skm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main, sha256_file, write_json
+from pipeline.common import StageError, atomic_path, run_main, sha256_file, stage_params, write_json
 from pipeline.encode import load_split
-from pipeline.params import EvaluateParams, load_params
+from pipeline.params import EvaluateParams
 from pipeline.train import Split, evaluate_split, load_model, pick_device
 
 ROC_POINTS = 200  # the ROC curve is thinned to about this many points for plotting
@@ -61,10 +59,7 @@ def write_csv(frame: pl.DataFrame, path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    params, _ = stage_params(__doc__)
     evaluate_params: EvaluateParams = params.evaluate
     device = pick_device(params.train.device)
     model = load_model(paths.MODEL_FILE, device)
@@ -78,7 +73,12 @@ def main() -> None:
     write_json(paths.METRICS_DIR / "eval.json", result)
     predicted = (probs >= evaluate_params.threshold).astype(int)
     predictions = pl.DataFrame(
-        {"label": labels.astype(np.int8), "probability": probs, "predicted": predicted.astype(np.int8), "length": lengths}
+        {
+            "label": labels.astype(np.int8),
+            "probability": probs,
+            "predicted": predicted.astype(np.int8),
+            "length": lengths,
+        }
     )
     with atomic_path(paths.PREDICTIONS_FILE) as tmp:
         predictions.write_parquet(tmp)

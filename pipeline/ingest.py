@@ -8,7 +8,6 @@ the block size, not the file. Every line ends up either as a row (label int8 0/1
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import gzip
 from collections.abc import Iterator
@@ -22,8 +21,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main, write_json
-from pipeline.params import DataParams, load_params
+from pipeline.common import StageError, atomic_path, run_main, stage_params, write_json
+from pipeline.params import DataParams
 
 BLOCK_BYTES = 16 << 20  # decompressed bytes parsed at a time
 EXCERPT_CHARS = 200
@@ -51,7 +50,11 @@ def parse_lines(lines: pl.Series, first_line: int = 1) -> tuple[pl.DataFrame, pl
         decoded = frame.with_columns(pl.Series("decoded", [_decode_or_none(b) for b in frame["raw"]], pl.String))
 
     parsed = decoded.with_columns(
-        pl.col("decoded").str.strip_suffix("\n").str.strip_suffix("\r").str.extract_groups(r"^__label__(\S*)(?:\s+(.*))?$").alias("parts")
+        pl.col("decoded")
+        .str.strip_suffix("\n")
+        .str.strip_suffix("\r")
+        .str.extract_groups(r"^__label__(\S*)(?:\s+(.*))?$")
+        .alias("parts")
     ).with_columns(
         pl.col("parts").struct.field("1").alias("label_raw"),
         pl.col("parts").struct.field("2").fill_null("").str.strip_chars().alias("text"),
@@ -118,9 +121,10 @@ def read_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.
     """Yield the file's lines (Arrow binary, newline removed) a block at a time."""
     stream = open_input(path)
     size = path.stat().st_size
-    with stream, tqdm(
-        total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None
-    ) as progress:
+    with (
+        stream,
+        tqdm(total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None) as progress,
+    ):
         raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None)
         carry = b""
         while True:
@@ -207,10 +211,7 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    params, _ = stage_params(__doc__)
     metrics = ingest(params.data)
     write_json(paths.METRICS_DIR / "ingest.json", metrics)
     for split, m in metrics.items():

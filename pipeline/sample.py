@@ -14,7 +14,8 @@ classes. Each review holds one deciding construction, chosen at random:
              from the end and the model must carry it.
 
 plus neutral filler sentences (with digits, URLs and ``<br />`` tags, so cleaning has work to
-do), made-up brand names (rare words that exercise ``<unk>``) and a title that is neutral or itself a (possibly negated) verdict consistent with the label.
+do), made-up brand names (rare words that exercise ``<unk>``) and a title that is neutral or
+itself a (possibly negated) verdict consistent with the label.
 Like real star ratings, a few labels (``LABEL_NOISE``) disagree with the text, so a perfect
 score is impossible: expect test accuracy near ``1 - LABEL_NOISE`` from a model that learned it.
 """
@@ -27,52 +28,144 @@ import random
 from pathlib import Path
 
 PRODUCTS = [
-    "blender", "toaster", "headphones", "phone case", "backpack", "coffee maker", "keyboard",
-    "desk lamp", "vacuum", "charger", "tent", "watch", "kettle", "camera", "mouse", "speaker",
-    "jacket", "drill", "novel", "album", "router", "mattress", "stroller", "printer",
+    "blender",
+    "toaster",
+    "headphones",
+    "phone case",
+    "backpack",
+    "coffee maker",
+    "keyboard",
+    "desk lamp",
+    "vacuum",
+    "charger",
+    "tent",
+    "watch",
+    "kettle",
+    "camera",
+    "mouse",
+    "speaker",
+    "jacket",
+    "drill",
+    "novel",
+    "album",
+    "router",
+    "mattress",
+    "stroller",
+    "printer",
 ]
 ASPECTS = [
-    "sound", "battery", "build quality", "design", "screen", "fit", "motor", "handle",
-    "packaging", "manual", "finish", "cable", "zipper", "lid", "grip", "display", "story", "strap",
+    "sound",
+    "battery",
+    "build quality",
+    "design",
+    "screen",
+    "fit",
+    "motor",
+    "handle",
+    "packaging",
+    "manual",
+    "finish",
+    "cable",
+    "zipper",
+    "lid",
+    "grip",
+    "display",
+    "story",
+    "strap",
 ]
 POSITIVE = [
-    "great", "excellent", "good", "fantastic", "solid", "reliable", "wonderful", "sturdy",
-    "impressive", "comfortable", "perfect", "amazing", "superb", "decent", "lovely",
+    "great",
+    "excellent",
+    "good",
+    "fantastic",
+    "solid",
+    "reliable",
+    "wonderful",
+    "sturdy",
+    "impressive",
+    "comfortable",
+    "perfect",
+    "amazing",
+    "superb",
+    "decent",
+    "lovely",
 ]
 NEGATIVE = [
-    "terrible", "awful", "bad", "poor", "flimsy", "disappointing", "useless", "cheap",
-    "horrible", "weak", "defective", "noisy", "mediocre", "fragile", "dreadful",
+    "terrible",
+    "awful",
+    "bad",
+    "poor",
+    "flimsy",
+    "disappointing",
+    "useless",
+    "cheap",
+    "horrible",
+    "weak",
+    "defective",
+    "noisy",
+    "mediocre",
+    "fragile",
+    "dreadful",
 ]
 POSITIVE_EVENTS = [
-    "it works perfectly now", "it has held up well", "support fixed it the same day",
-    "it does exactly what i wanted", "it is still going strong", "i use it every day happily",
-    "it exceeded my expectations", "it was worth every penny",
+    "it works perfectly now",
+    "it has held up well",
+    "support fixed it the same day",
+    "it does exactly what i wanted",
+    "it is still going strong",
+    "i use it every day happily",
+    "it exceeded my expectations",
+    "it was worth every penny",
 ]
 NEGATIVE_EVENTS = [
-    "it broke after a week", "it stopped working within days", "it fell apart quickly",
-    "support never answered", "it died after {n} uses", "i had to return it",
-    "it was a waste of money", "it failed the second time i used it",
+    "it broke after a week",
+    "it stopped working within days",
+    "it fell apart quickly",
+    "support never answered",
+    "it died after {n} uses",
+    "i had to return it",
+    "it was a waste of money",
+    "it failed the second time i used it",
 ]
 FILLERS = [
-    "i bought this for my {who} last month.", "it arrived on a tuesday in a plain box.",
-    "my {who} has the older model.", "the box includes a manual and a cable.",
-    "i use it mostly on weekends.", "shipping took {n} days.", "it comes in black and silver.",
-    "i have had it for {n} weeks now.", "i read a few reviews before ordering.",
-    "the color matches the photos.", "it weighs about {n} pounds.", "i ordered it on {n}/{n}/20{n}{n}.",
+    "i bought this for my {who} last month.",
+    "it arrived on a tuesday in a plain box.",
+    "my {who} has the older model.",
+    "the box includes a manual and a cable.",
+    "i use it mostly on weekends.",
+    "shipping took {n} days.",
+    "it comes in black and silver.",
+    "i have had it for {n} weeks now.",
+    "i read a few reviews before ordering.",
+    "the color matches the photos.",
+    "it weighs about {n} pounds.",
+    "i ordered it on {n}/{n}/20{n}{n}.",
     "more details are at http://www.example.com/item/{n}{n}{n} if you care.",
-    "we keep it in the {room}.", "the model number is {n}{n}{n}{n}.", "i paid ${n}{n}.99 for it.",
-    "it replaced the one i had for {n} years.", "my {who} picked the color.",
-    "i compared it with two other brands.", "the instructions are in {n} languages.",
-    "it is made by {brand}.", "{brand} also sells a bigger version.", "i found it through a {brand} ad.",
+    "we keep it in the {room}.",
+    "the model number is {n}{n}{n}{n}.",
+    "i paid ${n}{n}.99 for it.",
+    "it replaced the one i had for {n} years.",
+    "my {who} picked the color.",
+    "i compared it with two other brands.",
+    "the instructions are in {n} languages.",
+    "it is made by {brand}.",
+    "{brand} also sells a bigger version.",
+    "i found it through a {brand} ad.",
 ]
 LABEL_NOISE = 0.03
 SYLLABLES = ["zor", "vex", "qua", "lin", "tro", "mak", "pel", "dri", "nox", "bel", "kin", "sta", "fu", "ra"]
 WHO = ["wife", "husband", "son", "daughter", "mom", "dad", "roommate", "brother", "sister", "friend"]
 ROOMS = ["kitchen", "garage", "office", "bedroom", "living room", "basement"]
 NEUTRAL_TITLES = [
-    "{product} review", "my thoughts on this {product}", "bought for my {who}",
-    "{product}", "second {product} this year", "review after {n} weeks", "honest review",
-    "read this before buying", "a {product} for the {room}",
+    "{product} review",
+    "my thoughts on this {product}",
+    "bought for my {who}",
+    "{product}",
+    "second {product} this year",
+    "review after {n} weeks",
+    "honest review",
+    "read this before buying",
+    "a {product} for the {room}",
 ]
 
 
@@ -120,11 +213,13 @@ class ReviewWriter:
             verb = rng.choice(["is not", "is not at all", "was never", "is definitely not"])
             return f"this {product} {verb} {self.adjective(not positive)}."
         if kind < 0.8:
-            first = rng.choice([
-                f"it looked {self.adjective(not positive)} at first",
-                f"i expected it to be {self.adjective(not positive)}",
-                self.clause(not positive),
-            ])
+            first = rng.choice(
+                [
+                    f"it looked {self.adjective(not positive)} at first",
+                    f"i expected it to be {self.adjective(not positive)}",
+                    self.clause(not positive),
+                ]
+            )
             return f"{first}, but {self.clause(positive)}."
         return f"although {self.clause(not positive)}, {self.clause(positive)}."
 

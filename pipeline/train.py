@@ -13,7 +13,6 @@ logs one MLflow run with the params, the curves, the model and the vocabulary.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import io
@@ -28,10 +27,10 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main, sha256_file, write_json
+from pipeline.common import StageError, atomic_path, run_main, sha256_file, stage_params, write_json
 from pipeline.encode import load_split
 from pipeline.model import LSTMClassifier, ModelConfig, count_parameters
-from pipeline.params import TrainParams, load_params
+from pipeline.params import TrainParams
 
 HISTORY_FIELDS = ("step", "epoch", "train_loss", "val_loss", "val_accuracy")
 
@@ -210,10 +209,7 @@ def main() -> None:
 
     from pipeline.tracking import MODEL_HASH_TAG, run_tags, use_experiment
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    params, params_file = stage_params(__doc__)
     device = pick_device(params.train.device)
 
     train_ids, train_labels, train_lengths, manifest = load_split(paths.SHARDS_DIR, "train")
@@ -257,7 +253,7 @@ def main() -> None:
         mlflow.set_tag("device", str(device))
         log_model_to_mlflow(model, train_ids[:2].copy())
         mlflow.log_artifact(str(paths.VOCAB_FILE))
-        mlflow.log_artifact(args.params)
+        mlflow.log_artifact(str(params_file))
         mlflow.log_artifact(str(paths.SHARDS_DIR / "manifest.json"))
     print(
         f"train: best val loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f} "

@@ -7,13 +7,11 @@ the same on every run. Only the train split is read: the test split must not lea
 
 from __future__ import annotations
 
-import argparse
-
 import polars as pl
 
 from pipeline import paths
-from pipeline.common import StageError, read_json, run_main, write_json
-from pipeline.params import VocabParams, load_params
+from pipeline.common import StageError, read_json, run_main, stage_params, write_json
+from pipeline.params import VocabParams
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -62,10 +60,7 @@ def load_vocab(path=paths.VOCAB_FILE) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args()
-    params = load_params(args.params)
+    params, _ = stage_params(__doc__)
     source = paths.TOKENS_DIR / "train.parquet"
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
@@ -74,8 +69,10 @@ def main() -> None:
     write_json(paths.VOCAB_FILE, {"pad_id": PAD_ID, "unk_id": UNK_ID, "tokens": vocab})
     metrics = vocab_metrics(counts, vocab)
     write_json(paths.METRICS_DIR / "vocab.json", metrics)
-    print(f"vocab: {metrics['size']} tokens (of {metrics['distinct_train_tokens']} distinct), "
-          f"train coverage {metrics['train_coverage']:.2%}")
+    print(
+        f"vocab: {metrics['size']} tokens (of {metrics['distinct_train_tokens']} distinct), "
+        f"train coverage {metrics['train_coverage']:.2%}"
+    )
 
 
 if __name__ == "__main__":

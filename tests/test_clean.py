@@ -38,7 +38,7 @@ TRICKY = [
     "«Chevrons» and “curly” ‘quotes’ — dashes… and *stars*",
     "Email me @ home #1 & 50% off; ok: 3,000 or 3:30",
     "Wanna gimme lemme gotta d'ye more'n whaddya",
-    "Trailing quote.\" and paren.)",
+    'Trailing quote." and paren.)',
     "tabs\tand\x1cseparators  spaced   out",
     "",
     "   ",

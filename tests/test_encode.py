@@ -51,8 +51,12 @@ def test_encode_writes_shards_that_load_back(tmp_path):
     tokens_dir = tmp_path / "tokens"
     tokens_dir.mkdir()
     schema = {"label": pl.Int8, "tokens": pl.List(pl.String)}
-    train = pl.DataFrame({"label": [1, 0, 1, 0, 1], "tokens": [["good"], ["bad"], ["not", "bad"], ["x"], []]}, schema=schema)
-    test = pl.DataFrame({"label": [1, 0, 1, 0], "tokens": [["good"], ["bad"], ["good", "good"], ["not"]]}, schema=schema)
+    train = pl.DataFrame(
+        {"label": [1, 0, 1, 0, 1], "tokens": [["good"], ["bad"], ["not", "bad"], ["x"], []]}, schema=schema
+    )
+    test = pl.DataFrame(
+        {"label": [1, 0, 1, 0], "tokens": [["good"], ["bad"], ["good", "good"], ["not"]]}, schema=schema
+    )
     train.write_parquet(tokens_dir / "train.parquet")
     test.write_parquet(tokens_dir / "test.parquet")
     params = EncodeParams(seq_len=3, shard_rows=2, val_fraction=0.5)

@@ -69,7 +69,11 @@ def test_ingest_reads_bz2_gzip_and_plain_text_and_counts_lines(tmp_path, opener,
     )
     metrics = ingest(data, tmp_path / "out")
     assert metrics["train"] == {
-        "lines": 4, "rows": 3, "rejects": 1, "reject_fraction": 0.25, "positive_fraction": round(2 / 3, 6)
+        "lines": 4,
+        "rows": 3,
+        "rejects": 1,
+        "reject_fraction": 0.25,
+        "positive_fraction": round(2 / 3, 6),
     }
     train = pl.read_parquet(tmp_path / "out" / "train.parquet")
     assert train["text"].to_list() == ["a", "b", "last line without newline"]

@@ -20,8 +20,9 @@ DOCS = [[3, 4, 5], [7], [2, 9, 9, 9, 4, 5], [6, 6]]
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_output_is_one_logit_per_review(bidirectional, num_layers):
-    model = LSTMClassifier(ModelConfig(vocab_size=12, hidden_size=8, embedding_dim=6, num_layers=num_layers,
-                                       bidirectional=bidirectional))
+    model = LSTMClassifier(
+        ModelConfig(vocab_size=12, hidden_size=8, embedding_dim=6, num_layers=num_layers, bidirectional=bidirectional)
+    )
     logits = model(padded(DOCS, 10, "left"))
     assert logits.shape == (4,) and logits.dtype == torch.float32
 
@@ -30,8 +31,9 @@ def test_output_is_one_logit_per_review(bidirectional, num_layers):
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_padding_side_length_and_batch_neighbours_do_not_change_a_logit(bidirectional, num_layers):
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=12, hidden_size=8, embedding_dim=6, num_layers=num_layers,
-                         bidirectional=bidirectional, pad="left")
+    config = ModelConfig(
+        vocab_size=12, hidden_size=8, embedding_dim=6, num_layers=num_layers, bidirectional=bidirectional, pad="left"
+    )
     left = LSTMClassifier(config).eval()
     right = LSTMClassifier(ModelConfig(**{**config.to_dict(), "pad": "right"})).eval()
     right.load_state_dict(left.state_dict())

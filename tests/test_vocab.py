@@ -28,5 +28,8 @@ def test_metrics_report_coverage_of_train_tokens():
     counts = counts_of(["a", "a", "a", "b"])
     vocab = build_vocab(counts, VocabParams(min_freq=2))
     assert vocab_metrics(counts, vocab) == {
-        "size": 3, "distinct_train_tokens": 2, "train_tokens": 4, "train_coverage": 0.75
+        "size": 3,
+        "distinct_train_tokens": 2,
+        "train_tokens": 4,
+        "train_coverage": 0.75,
     }
