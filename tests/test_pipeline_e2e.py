@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,16 @@ def pipeline_run(tmp_path_factory):
     params["data"].update(train="data/sample/train.ft.txt.bz2", test="data/sample/test.ft.txt.bz2")
     params["train"]["epochs"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
     run(["git", "init", "-q"], root, env)
     first = run([str(BIN / "dvc"), "repro"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-q", "-m", "pipeline run"], root, env)
     return root, env, first
 
 
@@ -96,3 +105,19 @@ def test_mlflow_run_has_params_metrics_and_a_loadable_model(pipeline_run):
     labels = np.load(shards / "test" / "labels-00000.npy")[:200]
     logits = np.asarray(model.predict(ids)).reshape(-1)
     assert ((logits > 0) == labels.astype(bool)).mean() >= 0.85
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def test_experiments_rerun_only_the_stages_downstream_of_the_changed_param(pipeline_run):
+    root, env, _ = pipeline_run
+    dvc = str(BIN / "dvc")
+    assert stages_run(run([dvc, "exp", "run", "-S", "train.lr=0.002"], root, env)) == {"train", "evaluate"}
+    assert stages_run(run([dvc, "exp", "run", "-S", "vocab.min_freq=3"], root, env)) == {
+        "vocab",
+        "encode",
+        "train",
+        "evaluate",
+    }
