@@ -150,6 +150,8 @@ def train_model(
             f"val loss {history[-1]['val_loss']:.4f}, val accuracy {history[-1]['val_accuracy']:.4f}"
         )
     seconds = time.perf_counter() - started
+    if best["state"] is None:
+        raise StageError("training diverged: the validation loss was never finite (try a lower train.lr)")
     model.load_state_dict(best["state"])
     summary = {
         "best_val_loss": round(best["val_loss"], 6),

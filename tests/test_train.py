@@ -64,3 +64,15 @@ def test_saved_model_loads_with_weights_only_and_predicts_the_same(tmp_path):
     loaded = load_model(tmp_path / "model.pt")
     ids = torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8]])
     torch.testing.assert_close(loaded(ids), model(ids))
+
+
+def test_divergence_is_a_clear_error():
+    import pytest
+
+    from pipeline.common import StageError
+
+    train = Split.from_numpy(*negation_task(64, 0), torch.device("cpu"))
+    train.labels[:] = float("nan")  # stands in for a blow-up: every loss is NaN
+    val = Split.from_numpy(*negation_task(16, 1), torch.device("cpu"))
+    with pytest.raises(StageError, match="diverged"):
+        train_model(train, val, ModelConfig(vocab_size=10), TrainParams(epochs=1))
