@@ -100,41 +100,39 @@ def _excerpt(raw: bytes) -> str:
     return raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n")[:EXCERPT_CHARS]
 
 
-def open_input(path: Path) -> BinaryIO:
-    """Open a bz2, gzip or plain-text input by its magic bytes, with a clear error."""
+def open_input(path: Path) -> tuple[BinaryIO, BinaryIO]:
+    """``(compressed file, decompressed stream)`` for a bz2, gzip or plain-text input, told
+    apart by their magic bytes, with a clear error for what cannot be read."""
     if not path.exists():
         raise StageError(f"{path}: input file not found (set data.train / data.test in params.yaml)")
     if path.is_dir():
         raise StageError(f"{path}: is a directory, expected a review file")
-    with path.open("rb") as f:
-        magic = f.read(3)
+    raw = path.open("rb")
+    magic = raw.read(3)
+    raw.seek(0)
     if magic.startswith(b"BZh"):
-        return bz2.open(path, "rb")
+        return raw, bz2.BZ2File(raw)
     if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(path, "rb")
+        return raw, gzip.GzipFile(fileobj=raw)
     if path.suffix == ".bz2":
+        raw.close()
         raise StageError(f"{path}: not a bz2 file (no bz2 header), though its name ends in .bz2")
-    return path.open("rb")
+    return raw, raw
 
 
 def read_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Array]:
-    """Yield the file's lines (Arrow binary, newline removed) a block at a time."""
-    stream = open_input(path)
+    """Yield the file's lines (Arrow binary, each with its newline) a block at a time."""
+    raw, stream = open_input(path)
     size = path.stat().st_size
-    with (
-        stream,
-        tqdm(total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None) as progress,
-    ):
-        raw = getattr(stream, "fileobj", None) or getattr(stream, "_fp", None)
+    progress = tqdm(total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None)
+    with raw, stream, progress:
         carry = b""
         while True:
             try:
                 block = stream.read(block_bytes)
             except (OSError, EOFError, ValueError) as err:
                 raise StageError(f"{path}: corrupt or truncated compressed data ({err})") from None
-            if raw is not None and hasattr(raw, "tell"):
-                progress.n = min(raw.tell(), size)
-                progress.refresh()
+            progress.update(raw.tell() - progress.n)  # progress in compressed bytes read
             if not block:
                 break
             data = carry + block
