@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -42,17 +41,16 @@ def pad_and_truncate(ids: pl.Series, params: EncodeParams) -> tuple[np.ndarray, 
     """
     seq_len = params.seq_len
     kept = ids.list.head(seq_len) if params.truncate == "keep_first" else ids.list.tail(seq_len)
-    arrow = kept.to_arrow()
-    lengths = pc.list_value_length(arrow).fill_null(0).to_numpy().astype(np.int64)
-    values = arrow.flatten().to_numpy()
-    rows = len(lengths)
-    matrix = np.full((rows, seq_len), PAD_ID, dtype=np.int32)
-    row_of_value = np.repeat(np.arange(rows), lengths)
-    starts = np.cumsum(lengths) - lengths
-    position = np.arange(len(values)) - np.repeat(starts, lengths)
+    lengths = kept.list.len().fill_null(0).to_numpy()
+    values = kept.to_arrow().flatten().to_numpy()  # Arrow's flatten skips empty lists, unlike explode
+    columns = np.arange(seq_len)
+    # the real slots of each row, in row-major order: exactly the order of ``values``
     if params.pad == "left":
-        position += (seq_len - lengths)[row_of_value]
-    matrix[row_of_value, position] = values
+        real = columns >= (seq_len - lengths)[:, None]
+    else:
+        real = columns < lengths[:, None]
+    matrix = np.full((len(lengths), seq_len), PAD_ID, dtype=np.int32)
+    matrix[real] = values
     return matrix, lengths.astype(np.int32)
 
 

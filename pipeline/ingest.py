@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -107,11 +108,18 @@ def open_input(path: Path) -> tuple[BinaryIO, BinaryIO]:
         raise StageError(f"{path}: input file not found (set data.train / data.test in params.yaml)")
     if path.is_dir():
         raise StageError(f"{path}: is a directory, expected a review file")
+    if path.stat().st_size == 0:
+        raise StageError(f"{path}: empty file, no reviews to read")
     raw = path.open("rb")
     magic = raw.read(3)
     raw.seek(0)
     if magic.startswith(b"BZh"):
-        return raw, bz2.BZ2File(raw)
+        # indexed_bzip2 decodes bz2 blocks on every core; the standard module is the fallback
+        try:
+            import indexed_bzip2
+        except ImportError:
+            return raw, bz2.BZ2File(raw)
+        return raw, indexed_bzip2.open(raw, parallelization=os.cpu_count() or 1)
     if magic.startswith(b"\x1f\x8b"):
         return raw, gzip.GzipFile(fileobj=raw)
     if path.suffix == ".bz2":
@@ -130,7 +138,7 @@ def read_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.
         while True:
             try:
                 block = stream.read(block_bytes)
-            except (OSError, EOFError, ValueError) as err:
+            except (OSError, EOFError, ValueError, RuntimeError) as err:
                 raise StageError(f"{path}: corrupt or truncated compressed data ({err})") from None
             progress.update(raw.tell() - progress.n)  # progress in compressed bytes read
             if not block:
