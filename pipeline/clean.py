@@ -14,16 +14,23 @@ we do not download.
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pipeline import paths
 from pipeline.common import StageError, atomic_path, run_main, stage_params
 from pipeline.params import CleanParams, TokenizeParams
 
 URL_TOKEN = "<url>"
+BATCH_ROWS = 20_000
+TOKEN_SCHEMA = pa.schema([("label", pa.int8()), ("tokens", pa.large_list(pa.large_string()))])
 # Stands in for a URL while tokenizing: letters only, so no rule splits it, and no digit.
 _URL_PLACEHOLDER = "xxurlxx"
 # A private-use character marks a split that a later rule may undo (emulates look-ahead).
@@ -125,12 +132,37 @@ def tokenize(frame: pl.DataFrame | pl.LazyFrame, clean: CleanParams, tokenize: T
 
 
 def clean_file(source: Path, target: Path, clean: CleanParams, level: TokenizeParams) -> int:
-    """Tokenize one reviews file into ``target`` with Polars' streaming engine: all cores,
-    memory bounded by the engine's morsels, row order kept."""
+    """Tokenize one reviews file into ``target``, batch by batch, in order.
+
+    Batches are tokenized on a few threads at once (Polars releases the GIL, so this uses
+    every core) with a bounded window of batches in flight: memory stays bounded by the batch
+    size whatever the file size, and the output is the same bytes on every run."""
     if not source.exists():
         raise StageError(f"{source}: not found (run the ingest stage first: dvc repro ingest)")
-    tokenize(pl.scan_parquet(source), clean, level).sink_parquet(target, compression="lz4")
-    return pq.ParquetFile(target).metadata.num_rows
+    reviews = pq.ParquetFile(source)
+    workers = os.cpu_count() or 1
+
+    def work(batch: pa.RecordBatch) -> pa.Table:
+        return tokenize(pl.from_arrow(batch), clean, level).to_arrow().cast(TOKEN_SCHEMA)
+
+    rows = 0
+    with (
+        pq.ParquetWriter(target, TOKEN_SCHEMA, compression="lz4") as writer,
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=reviews.metadata.num_rows, unit=" reviews", desc=f"clean {source.stem}", disable=None) as bar,
+    ):
+        in_flight: deque[Future] = deque()
+        batches = reviews.iter_batches(batch_size=BATCH_ROWS)
+        while True:
+            while len(in_flight) <= workers and (batch := next(batches, None)) is not None:
+                in_flight.append(pool.submit(work, batch))
+            if not in_flight:
+                break
+            table = in_flight.popleft().result()
+            writer.write_table(table)
+            rows += table.num_rows
+            bar.update(table.num_rows)
+    return rows
 
 
 def main() -> None:

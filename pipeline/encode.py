@@ -23,7 +23,7 @@ from pipeline.common import StageError, atomic_path, read_json, run_main, stage_
 from pipeline.params import EncodeParams
 from pipeline.vocab import PAD_ID, UNK_ID, load_vocab
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 OUTPUT_SPLITS = ("train", "val", "test")
 
 

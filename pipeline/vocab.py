@@ -7,7 +7,12 @@ the same on every run. Only the train split is read: the test split must not lea
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline import paths
 from pipeline.common import StageError, read_json, run_main, stage_params, write_json
@@ -16,19 +21,30 @@ from pipeline.params import VocabParams
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 SPECIALS = (PAD, UNK)
+BATCH_ROWS = 20_000
 
 
-def count_tokens(tokens: pl.LazyFrame) -> pl.DataFrame:
-    """``(token, count)`` for every distinct token, in vocabulary order."""
-    return (
-        tokens.select(pl.col("tokens").explode().alias("token"))
-        .drop_nulls("token")  # an empty token list explodes to one null
-        .group_by("token")
-        .agg(pl.len().alias("count"))
-        # group_by order is not stable (streaming engine): sort on both keys
-        .sort(["count", "token"], descending=[True, False])
-        .collect()
-    )
+def count_tokens(batches: Iterable[pa.RecordBatch | pl.DataFrame]) -> pl.DataFrame:
+    """``(token, count)`` for every distinct token, in vocabulary order.
+
+    Counts batch by batch (Arrow's hash ``value_counts`` on the flattened lists, no copy of
+    the tokens) and merges the running totals, so memory is bounded by the batch size and
+    the number of distinct tokens, not by the corpus."""
+    totals = pl.DataFrame(schema={"token": pl.String, "count": pl.Int64})
+    for batch in batches:
+        column = batch.to_arrow()["tokens"] if isinstance(batch, pl.DataFrame) else batch.column("tokens")
+        counted = pc.value_counts(pc.list_flatten(column))
+        counts = pl.DataFrame(
+            {"token": pl.from_arrow(counted.field("values")), "count": pl.from_arrow(counted.field("counts"))},
+            schema={"token": pl.String, "count": pl.Int64},
+        )
+        totals = pl.concat([totals, counts]).group_by("token").agg(pl.col("count").sum())
+    # group_by order is not stable: sort on both keys for deterministic ids
+    return totals.sort(["count", "token"], descending=[True, False])
+
+
+def read_batches(path, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=["tokens"])
 
 
 def build_vocab(counts: pl.DataFrame, params: VocabParams) -> list[str]:
@@ -64,7 +80,7 @@ def main() -> None:
     source = paths.TOKENS_DIR / "train.parquet"
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
-    counts = count_tokens(pl.scan_parquet(source))
+    counts = count_tokens(read_batches(source))
     vocab = build_vocab(counts, params.vocab)
     write_json(paths.VOCAB_FILE, {"pad_id": PAD_ID, "unk_id": UNK_ID, "tokens": vocab})
     metrics = vocab_metrics(counts, vocab)
