@@ -5,8 +5,9 @@ Cleaning (each step switchable in params.yaml ``clean``): lowercase, HTML tags s
 
 Word tokenization follows NLTK's ``NLTKWordTokenizer`` (the word step of ``nltk.word_tokenize``,
 which needs no downloaded data): the same regular expressions, applied in the same order,
-translated to the Rust regex dialect Polars uses. Rust regexes have no look-around, so the two
-rules that use it are rewritten with a marker character; see ``_NLTK_RULES_BEFORE_PAD``.
+translated to the Rust regex dialect Polars uses. Rust regexes have no look-around: the
+opening-quote rule is emulated with a marker character and ``wanna``'s look-ahead with a group
+that puts back what it consumed; see the rule lists below.
 Like ``NLTKWordTokenizer`` (which expects one sentence), only a period at the very end of the
 text is split off; ``word_tokenize`` would first split sentences with Punkt, which needs data
 we do not download.
