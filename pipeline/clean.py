@@ -121,8 +121,8 @@ def char_tokens(text: pl.Expr) -> pl.Expr:
     return text.str.replace_all(r"[" + _WS + r"]+", " ").str.strip_chars(" ").str.split("")
 
 
-def tokenize(frame: pl.DataFrame | pl.LazyFrame, clean: CleanParams, tokenize: TokenizeParams):
-    """``(label, text)`` -> ``(label, tokens)``, eager or lazy."""
+def tokenize(frame: pl.DataFrame, clean: CleanParams, tokenize: TokenizeParams) -> pl.DataFrame:
+    """``(label, text)`` -> ``(label, tokens)``."""
     text = clean_text(pl.col("text"), clean)
     tokens = word_tokens(text) if tokenize.level == "word" else char_tokens(text)
     if clean.replace_urls and tokenize.level == "word":

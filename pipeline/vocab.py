@@ -24,7 +24,7 @@ SPECIALS = (PAD, UNK)
 BATCH_ROWS = 20_000
 
 
-def count_tokens(batches: Iterable[pa.RecordBatch | pl.DataFrame]) -> pl.DataFrame:
+def count_tokens(batches: Iterable[pa.RecordBatch]) -> pl.DataFrame:
     """``(token, count)`` for every distinct token, in vocabulary order.
 
     Counts batch by batch (Arrow's hash ``value_counts`` on the flattened lists, no copy of
@@ -32,8 +32,7 @@ def count_tokens(batches: Iterable[pa.RecordBatch | pl.DataFrame]) -> pl.DataFra
     the number of distinct tokens, not by the corpus."""
     totals = pl.DataFrame(schema={"token": pl.String, "count": pl.Int64})
     for batch in batches:
-        column = batch.to_arrow()["tokens"] if isinstance(batch, pl.DataFrame) else batch.column("tokens")
-        counted = pc.value_counts(pc.list_flatten(column))
+        counted = pc.value_counts(pc.list_flatten(batch.column("tokens")))
         counts = pl.DataFrame(
             {"token": pl.from_arrow(counted.field("values")), "count": pl.from_arrow(counted.field("counts"))},
             schema={"token": pl.String, "count": pl.Int64},

@@ -6,7 +6,7 @@ from pipeline.vocab import build_vocab, count_tokens, vocab_metrics
 
 def counts_of(*docs):
     frame = pl.DataFrame({"tokens": list(docs)}, schema={"tokens": pl.List(pl.String)})
-    return count_tokens(frame.slice(i, 2) for i in range(0, len(frame), 2))  # in batches of 2
+    return count_tokens(frame.to_arrow().to_batches(max_chunksize=2))  # several batches, merged
 
 
 def test_ids_by_count_descending_then_token_ascending():
