@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main, stage_params
+from pipeline.common import StageError, atomic_path, parquet_batches, run_main, stage_params
 from pipeline.params import CleanParams, TokenizeParams
 
 URL_TOKEN = "<url>"
@@ -140,8 +140,8 @@ def clean_file(source: Path, target: Path, clean: CleanParams, level: TokenizePa
     size whatever the file size, and the output is the same bytes on every run."""
     if not source.exists():
         raise StageError(f"{source}: not found (run the ingest stage first: dvc repro ingest)")
-    reviews = pq.ParquetFile(source)
     workers = os.cpu_count() or 1
+    rows_in = pq.read_metadata(source).num_rows
 
     def work(batch: pa.RecordBatch) -> pa.Table:
         return tokenize(pl.from_arrow(batch), clean, level).to_arrow().cast(TOKEN_SCHEMA)
@@ -150,10 +150,10 @@ def clean_file(source: Path, target: Path, clean: CleanParams, level: TokenizePa
     with (
         pq.ParquetWriter(target, TOKEN_SCHEMA, compression="lz4") as writer,
         ThreadPoolExecutor(workers) as pool,
-        tqdm(total=reviews.metadata.num_rows, unit=" reviews", desc=f"clean {source.stem}", disable=None) as bar,
+        tqdm(total=rows_in, unit=" reviews", desc=f"clean {source.stem}", disable=None) as bar,
     ):
         in_flight: deque[Future] = deque()
-        batches = reviews.iter_batches(batch_size=BATCH_ROWS)
+        batches = parquet_batches(source, BATCH_ROWS)
         while True:
             while len(in_flight) <= workers and (batch := next(batches, None)) is not None:
                 in_flight.append(pool.submit(work, batch))

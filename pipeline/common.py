@@ -12,11 +12,25 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from pipeline.params import PARAMS_FILE, Params, ParamsError, load_params
 
 
 class StageError(Exception):
     """Bad input or state a user can fix; printed as one line, exit status 1."""
+
+
+def parquet_batches(path: str | Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most ``batch_rows`` rows, in file order, one row group at a time.
+
+    One ``iter_batches`` reader per row group: a single reader over the whole file keeps memory
+    it no longer needs (RSS grew linearly to 0.9 GB over a 3.6M-review token file; per row group
+    it stays at 0.2 GB), the same family of leaks as apache/arrow#39808."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, read_json, run_main, stage_params, write_json
+from pipeline.common import StageError, atomic_path, parquet_batches, read_json, run_main, stage_params, write_json
 from pipeline.params import EncodeParams
 from pipeline.vocab import PAD_ID, UNK_ID, load_vocab
 
@@ -134,16 +134,11 @@ def encode(tokens_dir: Path, vocab: list[str], params: EncodeParams, out_dir: Pa
         source = tokens_dir / f"{source_split}.parquet"
         if not source.exists():
             raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
-        parquet = pq.ParquetFile(source)
-        is_val = validation_mask(parquet.metadata.num_rows, params) if source_split == "test" else None
+        rows = pq.read_metadata(source).num_rows
+        is_val = validation_mask(rows, params) if source_split == "test" else None
         offset = 0
-        for batch in tqdm(
-            parquet.iter_batches(batch_size=BATCH_ROWS),
-            total=-(-parquet.metadata.num_rows // BATCH_ROWS),
-            desc=f"encode {source_split}",
-            leave=False,
-            disable=None,
-        ):
+        bar = tqdm(total=rows, unit=" reviews", desc=f"encode {source_split}", leave=False, disable=None)
+        for batch in parquet_batches(source, BATCH_ROWS):
             encoded = encode_batch(pl.from_arrow(batch), vocab, params)
             arrays = (encoded["ids"], encoded["labels"], encoded["lengths"])
             if is_val is None:
@@ -156,6 +151,8 @@ def encode(tokens_dir: Path, vocab: list[str], params: EncodeParams, out_dir: Pa
                 writers["val"].add(*(a[mask] for a in arrays))
                 writers["test"].add(*(a[~mask] for a in arrays))
             offset += batch.num_rows
+            bar.update(batch.num_rows)
+        bar.close()
 
     manifest = {
         "seq_len": params.seq_len,

@@ -7,15 +7,14 @@ the same on every run. Only the train split is read: the test split must not lea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import paths
-from pipeline.common import StageError, read_json, run_main, stage_params, write_json
+from pipeline.common import StageError, parquet_batches, read_json, run_main, stage_params, write_json
 from pipeline.params import VocabParams
 
 PAD, UNK = "<pad>", "<unk>"
@@ -40,10 +39,6 @@ def count_tokens(batches: Iterable[pa.RecordBatch]) -> pl.DataFrame:
         totals = pl.concat([totals, counts]).group_by("token").agg(pl.col("count").sum())
     # group_by order is not stable: sort on both keys for deterministic ids
     return totals.sort(["count", "token"], descending=[True, False])
-
-
-def read_batches(path, rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=["tokens"])
 
 
 def build_vocab(counts: pl.DataFrame, params: VocabParams) -> list[str]:
@@ -79,7 +74,7 @@ def main() -> None:
     source = paths.TOKENS_DIR / "train.parquet"
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
-    counts = count_tokens(read_batches(source))
+    counts = count_tokens(parquet_batches(source, BATCH_ROWS, columns=["tokens"]))
     vocab = build_vocab(counts, params.vocab)
     write_json(paths.VOCAB_FILE, {"pad_id": PAD_ID, "unk_id": UNK_ID, "tokens": vocab})
     metrics = vocab_metrics(counts, vocab)
