@@ -1,10 +1,11 @@
-"""The classifier: Embedding -> stacked (optionally bidirectional) LSTM -> dropout -> Linear.
+"""The classifier: Embedding -> stacked (optionally bidirectional) LSTM -> pooling -> dropout -> Linear.
 
 It returns one logit per review (train with ``BCEWithLogitsLoss``; ``sigmoid`` gives the
 probability of "positive"). Each batch starts from a zero hidden state, so nothing leaks
-between unrelated reviews, and the head reads the forward direction at the last *real* token
-and the backward direction at the first one, never at a padding position (both were bugs in
-the reference tutorial).
+between unrelated reviews. The head reads (``pooling``) either the last *real* step (forward
+direction at the last real token, backward direction at the first; the tutorial read the last
+padded position instead) or the mean or max over the real steps; never a padding position.
+Stacked layers may differ in width (``hidden_sizes``, e.g. 128 then 64).
 
 Padding never touches the result: rows are moved to right padding inside ``forward``, the
 forward direction runs over the real tokens before any pad, and the backward direction runs
@@ -26,12 +27,16 @@ from torch import nn
 class ModelConfig:
     vocab_size: int
     embedding_dim: int = 64
-    hidden_size: int = 64
-    num_layers: int = 1
+    hidden_sizes: tuple[int, ...] = (64,)  # one width per stacked layer, e.g. (128, 64)
     dropout: float = 0.2
     bidirectional: bool = False
+    pooling: Literal["last", "mean", "max"] = "last"
     pad: Literal["left", "right"] = "left"
     pad_id: int = 0
+
+    def __post_init__(self):
+        # a config read back from model.pt or JSON holds a list
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,13 +65,14 @@ class LSTMClassifier(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_id)
         directions = 2 if config.bidirectional else 1
-        inputs = [config.embedding_dim] + [config.hidden_size * directions] * (config.num_layers - 1)
-        self.forward_layers = nn.ModuleList(nn.LSTM(n, config.hidden_size, batch_first=True) for n in inputs)
+        inputs = [config.embedding_dim] + [width * directions for width in config.hidden_sizes[:-1]]
+        layers = list(zip(inputs, config.hidden_sizes, strict=True))
+        self.forward_layers = nn.ModuleList(nn.LSTM(n, width, batch_first=True) for n, width in layers)
         self.backward_layers = nn.ModuleList(
-            nn.LSTM(n, config.hidden_size, batch_first=True) for n in (inputs if config.bidirectional else [])
+            nn.LSTM(n, width, batch_first=True) for n, width in (layers if config.bidirectional else [])
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden_size * directions, 1)
+        self.head = nn.Linear(config.hidden_sizes[-1] * directions, 1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """``ids``: int tensor ``[batch, time]`` padded with ``pad_id`` -> logits ``[batch]``."""
@@ -76,22 +82,56 @@ class LSTMClassifier(nn.Module):
             ids = to_right_padding(ids, lengths)
         lengths = lengths.clamp(min=1)  # an empty review is read at its first (pad) step
         x = self.embedding(ids)
-        for layer in range(self.config.num_layers):
+        for layer, forward_layer in enumerate(self.forward_layers):
             if layer > 0:
                 x = self.dropout(x)  # between layers, as nn.LSTM(dropout=...)
-            forward_out, _ = self.forward_layers[layer](x)  # zero initial state for every batch
+            forward_out, _ = forward_layer(x)  # zero initial state for every batch
             if self.config.bidirectional:
                 reversed_out, _ = self.backward_layers[layer](reverse_real_tokens(x, lengths))
                 backward_out = reverse_real_tokens(reversed_out, lengths)
                 x = torch.cat([forward_out, backward_out], dim=2)
             else:
                 x = forward_out
-        rows = torch.arange(ids.shape[0], device=ids.device)
-        hidden = self.config.hidden_size
-        features = x[rows, lengths - 1, :hidden]  # forward direction after the last real token
-        if self.config.bidirectional:
-            features = torch.cat([features, x[:, 0, hidden:]], dim=1)  # backward, after the first
-        return self.head(self.dropout(features)).squeeze(-1)
+        return self.head(self.dropout(self.pool(x, lengths))).squeeze(-1)
+
+    def pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The head's input from the last layer's outputs ``[batch, time, features]``, real steps only."""
+        if self.config.pooling == "last":
+            rows = torch.arange(x.shape[0], device=x.device)
+            width = self.config.hidden_sizes[-1]
+            features = x[rows, lengths - 1, :width]  # forward direction after the last real token
+            if self.config.bidirectional:
+                features = torch.cat([features, x[:, 0, width:]], dim=1)  # backward, after the first
+            return features
+        real = (torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+        if self.config.pooling == "mean":
+            return (x * real).sum(dim=1) / lengths.unsqueeze(1).to(x.dtype)
+        return x.masked_fill(~real, float("-inf")).amax(dim=1)
+
+
+def lstm_from_scratch(
+    x: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor, bias_ih: torch.Tensor, bias_hh: torch.Tensor
+) -> torch.Tensor:
+    """One LSTM layer written out gate by gate, for reading and for checking ``nn.LSTM``.
+
+    ``x`` is ``[batch, time, inputs]``; the weights are ``nn.LSTM``'s (``weight_ih_l0`` etc.), whose
+    rows hold the input, forget, candidate and output gates in that order. Returns every step's
+    hidden state ``[batch, time, hidden]``, starting from zero state like the classifier."""
+    hidden = weight_hh.shape[1]
+    h = x.new_zeros(x.shape[0], hidden)
+    c = x.new_zeros(x.shape[0], hidden)
+    outputs = []
+    for t in range(x.shape[1]):
+        gates = x[:, t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
+        i, f, g, o = gates.split(hidden, dim=1)
+        input_gate = torch.sigmoid(i)  # how much of the candidate to write
+        forget_gate = torch.sigmoid(f)  # how much of the old cell state to keep
+        candidate = torch.tanh(g)  # the new content proposed for the cell
+        output_gate = torch.sigmoid(o)  # how much of the cell to expose as h
+        c = forget_gate * c + input_gate * candidate
+        h = output_gate * torch.tanh(c)
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -63,23 +63,43 @@ class EncodeParams:
 @dataclass(frozen=True)
 class TrainParams:
     embedding_dim: int = 64
-    hidden_size: int = 64
+    hidden_size: int | list[int] = 64  # one width for every layer, or one per layer: [128, 64]
     num_layers: int = 1
     dropout: float = 0.2
     bidirectional: bool = False
+    pooling: Literal["last", "mean", "max"] = "last"  # the head reads the last real step, or pools them
     lr: float = 0.005
+    lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
     batch_size: int = 128
+    bucket_by_length: bool = True  # batches of similar lengths: less padding, much faster
     epochs: int = 4
+    patience: int = 0  # stop after this many validations without a better val loss; 0: never
     grad_clip: float = 5.0
     eval_every: int = 0  # validate every N steps; 0 validates once per epoch only
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    resume: bool = False  # continue from models/checkpoint.pt when it was written with the same params
+
+    def layer_widths(self) -> tuple[int, ...]:
+        if isinstance(self.hidden_size, int):
+            return (self.hidden_size,) * self.num_layers
+        return tuple(self.hidden_size)
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = 1024
     threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class BaselineParams:
+    ngram_max: int = 2  # word n-grams from 1 up to this
+    min_df: int = 2  # keep n-grams seen in at least this many train reviews
+    max_features: int | None = None
+    C: float = 4.0  # inverse regularisation strength of the logistic regression
+    max_iter: int = 1000
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,7 @@ class Params:
     encode: EncodeParams = field(default_factory=EncodeParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    baseline: BaselineParams = field(default_factory=BaselineParams)
     mlflow: MlflowParams = field(default_factory=MlflowParams)
 
     def flat(self) -> dict[str, object]:
@@ -110,6 +131,8 @@ class Params:
 def _type_name(tp: object) -> str:
     if typing.get_origin(tp) is Literal:
         return " or ".join(repr(v) for v in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
     args = typing.get_args(tp)
     if args:
         return " or ".join(_type_name(a) for a in args)
@@ -127,6 +150,10 @@ def _check_value(key: str, value: object, tp: object) -> object:
     elif origin is Literal:
         if value in typing.get_args(tp):
             return value
+    elif origin is list:
+        if isinstance(value, list):
+            (item_type,) = typing.get_args(tp)
+            return [_check_value(f"{key}[{i}]", item, item_type) for i, item in enumerate(value)]
     elif tp is type(None):
         if value is None:
             return value
@@ -171,16 +198,21 @@ def _check_ranges(p: Params) -> None:
         "encode.seq_len": p.encode.seq_len,
         "encode.shard_rows": p.encode.shard_rows,
         "train.embedding_dim": p.train.embedding_dim,
-        "train.hidden_size": p.train.hidden_size,
         "train.num_layers": p.train.num_layers,
         "train.batch_size": p.train.batch_size,
         "train.epochs": p.train.epochs,
         "train.lr": p.train.lr,
         "evaluate.batch_size": p.evaluate.batch_size,
+        "baseline.ngram_max": p.baseline.ngram_max,
+        "baseline.min_df": p.baseline.min_df,
+        "baseline.C": p.baseline.C,
+        "baseline.max_iter": p.baseline.max_iter,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ParamsError(f"{key}: must be > 0, got {value}")
+    if p.baseline.max_features is not None and p.baseline.max_features <= 0:
+        raise ParamsError(f"baseline.max_features: must be > 0 or null, got {p.baseline.max_features}")
     if p.vocab.max_size is not None and p.vocab.max_size < 3:
         raise ParamsError(f"vocab.max_size: must be >= 3 (it counts <pad> and <unk>), got {p.vocab.max_size}")
     for key, value in {
@@ -192,8 +224,17 @@ def _check_ranges(p: Params) -> None:
             raise ParamsError(f"{key}: must be between 0 and 1, got {value}")
     if not 0.0 < p.encode.val_fraction < 1.0:
         raise ParamsError(f"encode.val_fraction: must be between 0 and 1 (exclusive), got {p.encode.val_fraction}")
-    if p.train.eval_every < 0:
-        raise ParamsError(f"train.eval_every: must be >= 0, got {p.train.eval_every}")
+    for key in ("eval_every", "patience"):
+        if getattr(p.train, key) < 0:
+            raise ParamsError(f"train.{key}: must be >= 0, got {getattr(p.train, key)}")
+    widths = p.train.hidden_size
+    if isinstance(widths, list):
+        if len(widths) != p.train.num_layers:
+            raise ParamsError(
+                f"train.hidden_size: {len(widths)} widths given but train.num_layers is {p.train.num_layers}"
+            )
+    if min(p.train.layer_widths()) <= 0:
+        raise ParamsError(f"train.hidden_size: must be > 0, got {widths}")
 
 
 def parse_params(mapping: dict | None) -> Params:

@@ -9,7 +9,9 @@ TOKENS_DIR = Path("data/interim/tokens")  # clean: {train,test}.parquet
 VOCAB_FILE = Path("data/processed/vocab.json")
 SHARDS_DIR = Path("data/processed/shards")  # encode: {train,val,test}/ + manifest.json
 MODEL_FILE = Path("models/model.pt")
+CHECKPOINT_FILE = Path("models/checkpoint.pt")  # train: for train.resume; not a DVC output
 PREDICTIONS_FILE = Path("data/predictions/test.parquet")  # evaluate: per test review
+BASELINE_PREDICTIONS_FILE = Path("data/predictions/baseline.parquet")  # baseline: per val/test review
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")

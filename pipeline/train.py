@@ -1,10 +1,16 @@
 """train: shards -> LSTM classifier, tracked in MLflow.
 
-One readable loop: shuffled mini-batches, each trimmed to its longest real review (padding
-columns that no review in the batch uses are dropped, which is exact and much faster),
-``BCEWithLogitsLoss``, Adam, grad-norm clipping, validation every ``eval_every`` steps and
-at the end of each epoch, and the weights with the best validation loss kept.
-CUDA is used when available (``train.device: auto``); every path also runs on the CPU.
+One readable loop: shuffled mini-batches (optionally bucketed by length), each trimmed to its
+longest real review (exact, see pipeline.model), ``BCEWithLogitsLoss``, Adam, grad-norm clipping,
+an optional LR schedule, validation every ``eval_every`` steps and after each epoch, the weights
+with the best validation loss kept, early stopping after ``patience`` validations without
+improvement, and a checkpoint at every validation that ``train.resume`` continues from.
+
+CUDA is used when available (``train.device: auto``), with the data moved to the GPU once,
+bf16/fp16 autocast (``train.precision``) and no host synchronisation per step: each epoch's
+batches and their trimmed widths are planned on the host up front. Every path also runs on
+the CPU, deterministically for a seed. Under ``torchrun`` (``WORLD_SIZE`` > 1) it trains with
+DistributedDataParallel: every process takes its share of each batch (gloo on CPUs, nccl on GPUs).
 
 Writes ``models/model.pt`` (weights + the config that rebuilds the model; load it with
 ``torch.load(..., weights_only=True)``), ``metrics/train.json`` and ``plots/training.csv``, and
@@ -13,17 +19,23 @@ logs one MLflow run with the params, the curves, the model and the vocabulary.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import hashlib
 import io
+import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -33,16 +45,19 @@ from pipeline.encode import load_split
 from pipeline.model import LSTMClassifier, ModelConfig, count_parameters
 from pipeline.params import TrainParams
 
-HISTORY_FIELDS = ("step", "epoch", "train_loss", "val_loss", "val_accuracy")
+HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
+BUCKET_BATCHES = 64  # with bucket_by_length, rows are sorted by length within runs of this many batches
 
 
 @dataclass
 class Split:
-    """One split in tensors: ids ``[rows, seq_len]``, labels (float), lengths."""
+    """One split in tensors on the training device (ids ``[rows, seq_len]``, float labels,
+    lengths) plus the lengths on the host, where batches are planned."""
 
     ids: torch.Tensor
     labels: torch.Tensor
     lengths: torch.Tensor
+    host_lengths: np.ndarray
 
     @classmethod
     def from_numpy(cls, ids: np.ndarray, labels: np.ndarray, lengths: np.ndarray, device: torch.device) -> Split:
@@ -50,16 +65,39 @@ class Split:
             torch.from_numpy(ids).to(device),
             torch.from_numpy(labels.astype(np.float32)).to(device),
             torch.from_numpy(lengths.astype(np.int64)).to(device),
+            lengths.astype(np.int64),
         )
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def rows(self, index: np.ndarray) -> Split:
+        device_index = torch.from_numpy(index).to(self.ids.device)
+        return Split(
+            self.ids[device_index], self.labels[device_index], self.lengths[device_index], self.host_lengths[index]
+        )
 
-def trim_batch(ids: torch.Tensor, lengths: torch.Tensor, pad: str) -> torch.Tensor:
+
+def trim_batch(ids: torch.Tensor, longest: int, pad: str) -> torch.Tensor:
     """Drop the padding columns that no review in the batch reaches (exact: see pipeline.model)."""
-    longest = max(int(lengths.max()), 1)
+    longest = max(longest, 1)
     return ids[:, ids.shape[1] - longest :] if pad == "left" else ids[:, :longest]
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, bucket: bool, generator: torch.Generator) -> list[np.ndarray]:
+    """One epoch's batches (row indices), shuffled with ``generator``.
+
+    With ``bucket``, each run of ``BUCKET_BATCHES`` shuffled batches is sorted by length before it
+    is cut into batches, and the batches are shuffled again: batches hold reviews of similar
+    length, so trimming removes most of the padding, while every epoch still mixes the data."""
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    if not bucket:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    run = batch_size * BUCKET_BATCHES
+    runs = np.split(order, range(run, len(order), run))
+    order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")] for chunk in runs])
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def pick_device(choice: str) -> torch.device:
@@ -67,23 +105,76 @@ def pick_device(choice: str) -> torch.device:
         raise StageError("train.device is 'cuda' but PyTorch sees no CUDA device (use 'auto' or 'cpu')")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and dist.is_initialized():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device(choice)
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.precision`` on ``device``; None means plain fp32."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if device.type != "cuda":
+        raise StageError(f"train.precision {precision!r} needs a CUDA device (use 'auto' or 'fp32' on a CPU)")
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 @torch.no_grad()
-def evaluate_split(model: nn.Module, split: Split, pad: str, batch_size: int) -> tuple[float, np.ndarray]:
-    """Mean BCE loss and the positive-class probabilities for every row, in order."""
+def evaluate_split(
+    model: nn.Module, split: Split, pad: str, batch_size: int, dtype: torch.dtype | None = None
+) -> tuple[float, np.ndarray]:
+    """Mean BCE loss and the positive-class probabilities for every row, in the split's order.
+
+    Rows are scored in order of length, so each batch is trimmed to nearly its real width,
+    and put back in order at the end (one host synchronisation for the whole split)."""
     model.eval()
-    loss_sum = torch.zeros((), device=split.labels.device)
-    probabilities = []
+    by_length = np.argsort(split.host_lengths, kind="stable")
+    device = split.labels.device
+    loss_sum = torch.zeros((), device=device)
+    logits = []
     for start in range(0, len(split), batch_size):
-        rows = slice(start, start + batch_size)
-        logits = model(trim_batch(split.ids[rows], split.lengths[rows], pad)).float()
-        loss_sum += nn.functional.binary_cross_entropy_with_logits(logits, split.labels[rows], reduction="sum")
-        probabilities.append(torch.sigmoid(logits))
+        rows_host = by_length[start : start + batch_size]
+        rows = torch.from_numpy(rows_host).to(device)
+        with autocast(device, dtype):
+            batch_logits = model(trim_batch(split.ids[rows], int(split.host_lengths[rows_host[-1]]), pad)).float()
+        loss_sum += nn.functional.binary_cross_entropy_with_logits(batch_logits, split.labels[rows], reduction="sum")
+        logits.append(batch_logits)
     model.train()
-    probs = torch.cat(probabilities).cpu().numpy() if probabilities else np.zeros(0, np.float32)
+    probs = np.zeros(len(split), np.float32)
+    if logits:
+        probs[by_length] = torch.sigmoid(torch.cat(logits)).cpu().numpy()
     return float(loss_sum) / max(len(split), 1), probs
+
+
+def world() -> tuple[int, int]:
+    """``(rank, number of processes)``: ``(0, 1)`` unless running under torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_reduce(values: list[float], device: torch.device) -> list[float]:
+    if world()[1] == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int):
+    if params.lr_schedule == "cosine":  # stepped every batch, down to 0 at the last step
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    if params.lr_schedule == "plateau":  # stepped at each validation: halve the LR when val loss stalls
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=0)
+    return None
 
 
 def train_model(
@@ -92,78 +183,182 @@ def train_model(
     config: ModelConfig,
     params: TrainParams,
     on_eval: Callable[[dict], None] = lambda row: None,
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
 ) -> tuple[LSTMClassifier, list[dict], dict, dict]:
     """Train; return ``(model with the best validation weights, history, summary, speed)``.
 
     ``summary`` is reproducible (it goes to metrics/train.json); ``speed`` (seconds,
-    samples/s) depends on the machine and goes to MLflow only."""
+    samples/s) depends on the machine and goes to MLflow only. With ``checkpoint``, the full
+    training state is saved there at every validation, and with ``params.resume`` training
+    continues from it when it was saved with the same ``fingerprint`` (params and data)."""
+    rank, processes = world()
     torch.manual_seed(params.seed)
     device = train.ids.device
+    dtype = autocast_dtype(params.precision, device)
     model = LSTMClassifier(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
+    trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, fused=device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)  # fp16 needs loss scaling
     loss_fn = nn.BCEWithLogitsLoss()
-    shuffle = torch.Generator(device="cpu").manual_seed(params.seed)
+    shuffle = torch.Generator().manual_seed(params.seed)  # host-side: batches are planned on the host
     steps_per_epoch = math.ceil(len(train) / params.batch_size)
-    history: list[dict] = []
+    scheduler = _make_scheduler(optimizer, params, steps_per_epoch * params.epochs)
+    # each process validates its share of the validation rows; the sums are all-reduced
+    my_val = val.rows(np.arange(rank, len(val), processes)) if processes > 1 else val
+    state = {"epoch": 0, "batch": 0, "step": 0, "history": [], "bad_validations": 0, "samples": 0, "stopped": False}
     best = {"val_loss": math.inf, "val_accuracy": 0.0, "step": 0, "state": None}
-    running_loss, running_steps, step = torch.zeros((), device=device), 0, 0
+    epoch_start_shuffle = shuffle.get_state()
+
+    if params.resume and checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        if saved["fingerprint"] != fingerprint:
+            print(f"train: not resuming from {checkpoint}: it was written with other params or data")
+        else:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scaler.load_state_dict(saved["scaler"])
+            if scheduler is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            state, best = saved["state"], saved["best"]
+            epoch_start_shuffle = saved["epoch_start_shuffle"]
+            torch.set_rng_state(saved["rng"])
+            if device.type == "cuda":
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
+            for row in state["history"]:
+                on_eval(row)
+            print(f"train: resumed from {checkpoint} at step {state['step']} (epoch {state['epoch'] + 1})")
+
+    running_loss, running_steps = torch.zeros((), device=device), 0
     started = time.perf_counter()
 
-    def validate(epoch: float) -> None:
+    def validate(epoch: float) -> bool:
+        """Validate, keep the best weights, save the checkpoint; True when it is time to stop."""
         nonlocal running_loss, running_steps
-        val_loss, probs = evaluate_split(model, val, config.pad, params.batch_size * 4)
-        val_accuracy = float(((probs >= 0.5) == val.labels.cpu().numpy().astype(bool)).mean()) if len(val) else 0.0
+        loss, probs = evaluate_split(model, my_val, config.pad, params.batch_size * 4, dtype)
+        correct = float(((probs >= 0.5) == my_val.labels.cpu().numpy().astype(bool)).sum())
+        loss_sum, correct, rows, train_loss, train_steps = _all_reduce(
+            [loss * len(my_val), correct, len(my_val), float(running_loss), running_steps], device
+        )
         row = {
-            "step": step,
+            "step": state["step"],
             "epoch": round(epoch, 4),
-            "train_loss": float(running_loss) / max(running_steps, 1),
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss / max(train_steps, 1),
+            "val_loss": loss_sum / max(rows, 1),
+            "val_accuracy": correct / max(rows, 1),
         }
-        history.append(row)
-        on_eval(row)
+        state["history"].append(row)
         running_loss, running_steps = torch.zeros((), device=device), 0
-        if val_loss < best["val_loss"]:
-            best.update(val_loss=val_loss, val_accuracy=val_accuracy, step=step)
-            best["state"] = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if row["val_loss"] < best["val_loss"]:
+            best.update(val_loss=row["val_loss"], val_accuracy=row["val_accuracy"], step=state["step"])
+            best["state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            state["bad_validations"] = 0
+        else:
+            state["bad_validations"] += 1
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(row["val_loss"])
+        state["stopped"] = params.patience > 0 and state["bad_validations"] >= params.patience
+        if checkpoint is not None and rank == 0:
+            save_checkpoint(
+                checkpoint,
+                fingerprint=fingerprint,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                scaler=scaler.state_dict(),
+                state=state,
+                best=best,
+                epoch_start_shuffle=epoch_start_shuffle,
+                rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            )
+        on_eval(row)
+        return state["stopped"]
 
     model.train()
-    for epoch in range(params.epochs):
-        order = torch.randperm(len(train), generator=shuffle).to(device)
-        progress = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{params.epochs}", leave=False, disable=None)
+    stop = state["stopped"]
+    while state["epoch"] < params.epochs and not stop:
+        epoch = state["epoch"]
+        shuffle.set_state(epoch_start_shuffle)
+        batches = epoch_batches(train.host_lengths, params.batch_size, params.bucket_by_length, shuffle)
+        # this process's share of every batch, and each share's trimmed width, planned on the host
+        shares = [batch[rank::processes] for batch in batches if len(batch) >= processes]
+        widths = [int(train.host_lengths[share].max()) for share in shares]
+        order = torch.from_numpy(np.concatenate(shares)).to(device)  # one copy per epoch, no per-step sync
+        ends = np.cumsum([len(share) for share in shares]).tolist()
+        progress = tqdm(
+            range(state["batch"], len(shares)),
+            desc=f"epoch {epoch + 1}/{params.epochs}",
+            leave=False,
+            disable=None if rank == 0 else True,
+        )
         for batch_index in progress:
-            rows = order[batch_index * params.batch_size : (batch_index + 1) * params.batch_size]
-            ids = trim_batch(train.ids[rows], train.lengths[rows], config.pad)
-            loss = loss_fn(model(ids), train.labels[rows])
+            rows = order[ends[batch_index] - len(shares[batch_index]) : ends[batch_index]]
+            ids = trim_batch(train.ids[rows], widths[batch_index], config.pad)
+            with autocast(device, dtype):
+                loss = loss_fn(trained(ids).float(), train.labels[rows])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
+            if params.lr_schedule == "cosine":
+                scheduler.step()
             running_loss += loss.detach()
             running_steps += 1
-            step += 1
-            if params.eval_every and step % params.eval_every == 0 and batch_index + 1 < steps_per_epoch:
-                validate(epoch + (batch_index + 1) / steps_per_epoch)
-                progress.set_postfix(val_loss=f"{history[-1]['val_loss']:.4f}")
-        validate(epoch + 1)
-        print(
-            f"epoch {epoch + 1}: train loss {history[-1]['train_loss']:.4f}, "
-            f"val loss {history[-1]['val_loss']:.4f}, val accuracy {history[-1]['val_accuracy']:.4f}"
-        )
+            state["step"] += 1
+            state["samples"] += len(rows)
+            state["batch"] = batch_index + 1
+            last = batch_index + 1 == len(shares)
+            if last:
+                state["epoch"], state["batch"] = epoch + 1, 0
+                epoch_start_shuffle = shuffle.get_state()
+            if last or (params.eval_every and state["step"] % params.eval_every == 0):
+                stop = validate(epoch + (batch_index + 1) / len(shares))
+                progress.set_postfix(val_loss=f"{state['history'][-1]['val_loss']:.4f}")
+                if stop:
+                    break
+        progress.close()
+        row = state["history"][-1] if state["history"] else None
+        if rank == 0 and row is not None:
+            print(
+                f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}, "
+                f"val loss {row['val_loss']:.4f}, val accuracy {row['val_accuracy']:.4f}"
+                + (f" (early stop: {params.patience} validations without improvement)" if stop else "")
+            )
     seconds = time.perf_counter() - started
     if best["state"] is None:
         raise StageError("training diverged: the validation loss was never finite (try a lower train.lr)")
     model.load_state_dict(best["state"])
+    samples = int(_all_reduce([state["samples"]], device)[0])
     summary = {
         "best_val_loss": round(best["val_loss"], 6),
         "best_val_accuracy": round(best["val_accuracy"], 6),
         "best_step": best["step"],
-        "steps": step,
-        "epochs": params.epochs,
+        "steps": state["step"],
+        "epochs_run": state["epoch"],
+        "samples_seen": samples,
+        "stopped_early": stop,
         "parameters": count_parameters(model),
     }
-    speed = {"train_seconds": round(seconds, 2), "samples_per_second": round(len(train) * params.epochs / seconds, 1)}
-    return model, history, summary, speed
+    speed = {"train_seconds": round(seconds, 2), "samples_per_second": round(samples / max(seconds, 1e-9), 1)}
+    return model, state["history"], summary, speed
+
+
+def save_checkpoint(path: Path, **payload) -> None:
+    """Everything needed to continue exactly where training stopped: weights, optimizer,
+    scheduler, RNG states, progress (plain tensors and primitives: loads with weights_only=True)."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def checkpoint_fingerprint(params: TrainParams, manifest: dict) -> str:
+    """What a checkpoint must have been written with to be resumed: every train param except
+    ``resume`` itself, and the same shards."""
+    described = {"train": {k: v for k, v in asdict(params).items() if k != "resume"}, "shards": manifest}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
 def save_model(model: LSTMClassifier, path=paths.MODEL_FILE) -> None:
@@ -217,7 +412,13 @@ def main() -> None:
     from pipeline.tracking import MODEL_HASH_TAG, run_tags, use_experiment
 
     params, params_file = stage_params(__doc__)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        use_cuda = params.train.device == "cuda" or (params.train.device == "auto" and torch.cuda.is_available())
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank, processes = world()
     device = pick_device(params.train.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
 
     train_ids, train_labels, train_lengths, manifest = load_split(paths.SHARDS_DIR, "train")
     val_arrays = load_split(paths.SHARDS_DIR, "val")[:3]
@@ -230,26 +431,31 @@ def main() -> None:
     config = ModelConfig(
         vocab_size=manifest["vocab_size"],
         embedding_dim=params.train.embedding_dim,
-        hidden_size=params.train.hidden_size,
-        num_layers=params.train.num_layers,
+        hidden_sizes=params.train.layer_widths(),
         dropout=params.train.dropout,
         bidirectional=params.train.bidirectional,
+        pooling=params.train.pooling,
         pad=manifest["pad"],
         pad_id=manifest["pad_id"],
     )
-    print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}")
+    fingerprint = checkpoint_fingerprint(params.train, manifest)
+    if rank != 0:  # the other processes train in step with rank 0; only rank 0 writes and logs
+        train_model(train, val, config, params.train, checkpoint=paths.CHECKPOINT_FILE, fingerprint=fingerprint)
+        dist.destroy_process_group()
+        return
+    print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}")
 
     use_experiment(params.mlflow.experiment)
-    with mlflow.start_run(tags=run_tags()) as run:
+    with mlflow.start_run(tags={**run_tags(), "model_type": "lstm"}) as run:
         mlflow.log_params(params.flat())
-        mlflow.log_params({"model.parameters": count_parameters(LSTMClassifier(config))})
+        mlflow.log_params({"model.parameters": count_parameters(LSTMClassifier(config)), "processes": processes})
 
         def log_eval(row: dict) -> None:
-            mlflow.log_metrics(
-                {k: row[k] for k in ("train_loss", "val_loss", "val_accuracy", "epoch")}, step=row["step"]
-            )
+            mlflow.log_metrics({k: row[k] for k in HISTORY_FIELDS if k != "step"}, step=row["step"])
 
-        model, history, summary, speed = train_model(train, val, config, params.train, on_eval=log_eval)
+        model, history, summary, speed = train_model(
+            train, val, config, params.train, log_eval, paths.CHECKPOINT_FILE, fingerprint
+        )
         save_model(model)
         write_history(history, paths.PLOTS_DIR / "training.csv")
         write_json(paths.METRICS_DIR / "train.json", summary)
@@ -262,6 +468,8 @@ def main() -> None:
         mlflow.log_artifact(str(paths.VOCAB_FILE))
         mlflow.log_artifact(str(params_file))
         mlflow.log_artifact(str(paths.SHARDS_DIR / "manifest.json"))
+    if processes > 1:
+        dist.destroy_process_group()
     print(
         f"train: best val loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f} "
         f"({speed['samples_per_second']:.0f} samples/s on {device}); MLflow run {run.info.run_id}"

@@ -1,7 +1,8 @@
 import pytest
 import torch
+from torch import nn
 
-from pipeline.model import LSTMClassifier, ModelConfig, reverse_real_tokens, to_right_padding
+from pipeline.model import LSTMClassifier, ModelConfig, lstm_from_scratch, reverse_real_tokens, to_right_padding
 
 
 def padded(docs, seq_len, side):
@@ -18,21 +19,26 @@ DOCS = [[3, 4, 5], [7], [2, 9, 9, 9, 4, 5], [6, 6]]
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_output_is_one_logit_per_review(bidirectional, num_layers):
-    model = LSTMClassifier(
-        ModelConfig(vocab_size=12, hidden_size=8, embedding_dim=6, num_layers=num_layers, bidirectional=bidirectional)
-    )
+@pytest.mark.parametrize("hidden_sizes", [(8,), (8, 5)])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_output_is_one_logit_per_review(bidirectional, hidden_sizes, pooling):
+    config = ModelConfig(12, embedding_dim=6, hidden_sizes=hidden_sizes, bidirectional=bidirectional, pooling=pooling)
+    model = LSTMClassifier(config)
     logits = model(padded(DOCS, 10, "left"))
     assert logits.shape == (4,) and logits.dtype == torch.float32
+    directions = 2 if bidirectional else 1
+    assert model.head.in_features == hidden_sizes[-1] * directions
+    assert [layer.hidden_size for layer in model.forward_layers] == list(hidden_sizes)
+    assert [layer.input_size for layer in model.forward_layers] == [6, 8 * directions][: len(hidden_sizes)]
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_padding_side_length_and_batch_neighbours_do_not_change_a_logit(bidirectional, num_layers):
+@pytest.mark.parametrize("hidden_sizes", [(8,), (8, 5)])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_padding_side_length_and_batch_neighbours_do_not_change_a_logit(bidirectional, hidden_sizes, pooling):
     torch.manual_seed(0)
     config = ModelConfig(
-        vocab_size=12, hidden_size=8, embedding_dim=6, num_layers=num_layers, bidirectional=bidirectional, pad="left"
+        12, embedding_dim=6, hidden_sizes=hidden_sizes, bidirectional=bidirectional, pooling=pooling, pad="left"
     )
     left = LSTMClassifier(config).eval()
     right = LSTMClassifier(ModelConfig(**{**config.to_dict(), "pad": "right"})).eval()
@@ -44,7 +50,7 @@ def test_padding_side_length_and_batch_neighbours_do_not_change_a_logit(bidirect
 
 
 def test_word_order_reaches_the_output():
-    model = LSTMClassifier(ModelConfig(vocab_size=12, hidden_size=8, embedding_dim=6)).eval()
+    model = LSTMClassifier(ModelConfig(vocab_size=12, hidden_sizes=(8,), embedding_dim=6)).eval()
     a, b = model(padded([[3, 4, 5], [5, 4, 3]], 5, "left"))
     assert not torch.isclose(a, b)
 
@@ -59,6 +65,38 @@ def test_to_right_padding_and_reverse_real_tokens():
     assert torch.equal(reverse_real_tokens(reversed_, torch.tensor([2, 4])), x)
 
 
-def test_empty_review_still_gets_a_logit():
-    model = LSTMClassifier(ModelConfig(vocab_size=12, hidden_size=4, embedding_dim=4, bidirectional=True)).eval()
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_empty_review_still_gets_a_logit(pooling):
+    config = ModelConfig(vocab_size=12, hidden_sizes=(4,), embedding_dim=4, bidirectional=True, pooling=pooling)
+    model = LSTMClassifier(config).eval()
     assert torch.isfinite(model(torch.zeros(2, 5, dtype=torch.long))).all()
+
+
+def test_pooling_reads_the_layer_outputs_it_says():
+    x = torch.tensor([[[1.0], [3.0], [-9.0]], [[2.0], [0.0], [4.0]]])  # [batch 2, time 3, features 1]
+    lengths = torch.tensor([2, 3])  # right padded: row 0's third step is padding
+    pool = {p: LSTMClassifier(ModelConfig(4, hidden_sizes=(1,), pooling=p)).pool for p in ("last", "mean", "max")}
+    assert pool["last"](x, lengths).flatten().tolist() == [3.0, 4.0]
+    assert pool["mean"](x, lengths).flatten().tolist() == [2.0, 2.0]
+    assert pool["max"](x, lengths).flatten().tolist() == [3.0, 4.0]
+
+
+def test_config_from_a_saved_dict_keeps_tuple_widths():
+    config = ModelConfig(vocab_size=5, hidden_sizes=[128, 64])
+    assert config.hidden_sizes == (128, 64) and ModelConfig(**config.to_dict()) == config
+
+
+@pytest.mark.parametrize("inputs,hidden", [(3, 5), (6, 4)])
+def test_from_scratch_lstm_matches_torch_nn_lstm(inputs, hidden):
+    """The gate equations in lstm_from_scratch are what nn.LSTM (and so the classifier) computes."""
+    torch.manual_seed(1)
+    layer = nn.LSTM(inputs, hidden, batch_first=True)
+    x = torch.randn(4, 7, inputs)
+    expected, _ = layer(x)
+    ours = lstm_from_scratch(x, layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+    assert ours.shape == expected.shape
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+    wrong_order = torch.cat(layer.weight_ih_l0.chunk(4)[::-1])  # gates read in the wrong order must not pass
+    assert not torch.allclose(
+        lstm_from_scratch(x, wrong_order, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0), expected, atol=1e-3
+    )

@@ -1,9 +1,23 @@
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 
+from pipeline.common import StageError
 from pipeline.model import ModelConfig
 from pipeline.params import TrainParams
-from pipeline.train import Split, load_model, save_model, train_model, trim_batch
+from pipeline.train import (
+    Split,
+    _make_scheduler,
+    autocast_dtype,
+    epoch_batches,
+    load_model,
+    save_model,
+    train_model,
+    trim_batch,
+)
 
 
 def negation_task(rows: int, seed: int):
@@ -23,25 +37,27 @@ def negation_task(rows: int, seed: int):
     return ids, labels, lengths
 
 
-def test_training_learns_negation_on_cpu_and_keeps_the_best_weights():
+@pytest.mark.parametrize("bucket", [True, False])
+def test_training_learns_negation_on_cpu_and_keeps_the_best_weights(bucket):
     torch.set_num_threads(2)
     train = Split.from_numpy(*negation_task(3000, 0), torch.device("cpu"))
     val = Split.from_numpy(*negation_task(500, 1), torch.device("cpu"))
-    config = ModelConfig(vocab_size=10, embedding_dim=16, hidden_size=16, dropout=0.0)
-    params = TrainParams(batch_size=64, epochs=4, lr=0.01, eval_every=20)
+    config = ModelConfig(vocab_size=10, embedding_dim=16, hidden_sizes=(16,), dropout=0.0)
+    params = TrainParams(batch_size=64, epochs=4, lr=0.01, eval_every=20, bucket_by_length=bucket)
     rows = []
     model, history, summary, speed = train_model(train, val, config, params, on_eval=rows.append)
     assert rows == history and len(history) > params.epochs  # periodic + per-epoch validation
     assert summary["best_val_loss"] == round(min(h["val_loss"] for h in history), 6)
     assert summary["best_val_accuracy"] >= 0.95
     assert summary["steps"] == 4 * int(np.ceil(3000 / 64))
+    assert summary["samples_seen"] == 4 * 3000 and summary["epochs_run"] == 4 and not summary["stopped_early"]
     assert speed["samples_per_second"] > 0
 
 
 def test_training_is_deterministic_for_a_seed():
     train = Split.from_numpy(*negation_task(300, 0), torch.device("cpu"))
     val = Split.from_numpy(*negation_task(100, 1), torch.device("cpu"))
-    config = ModelConfig(vocab_size=10, embedding_dim=8, hidden_size=8)
+    config = ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))
     params = TrainParams(batch_size=32, epochs=1)
     first = train_model(train, val, config, params)[1]
     second = train_model(train, val, config, params)[1]
@@ -50,14 +66,92 @@ def test_training_is_deterministic_for_a_seed():
 
 def test_trim_batch_keeps_only_columns_some_review_uses():
     ids = torch.tensor([[0, 0, 0, 5, 6], [0, 0, 0, 0, 7]])
-    assert trim_batch(ids, torch.tensor([2, 1]), "left").tolist() == [[5, 6], [0, 7]]
-    assert trim_batch(ids.flip(1), torch.tensor([2, 1]), "right").tolist() == [[6, 5], [7, 0]]
+    assert trim_batch(ids, 2, "left").tolist() == [[5, 6], [0, 7]]
+    assert trim_batch(ids.flip(1), 2, "right").tolist() == [[6, 5], [7, 0]]
+    assert trim_batch(torch.zeros(2, 5), 0, "left").shape == (2, 1)  # empty reviews keep one column
+
+
+@pytest.mark.parametrize("bucket", [True, False])
+def test_epoch_batches_cover_every_row_once_and_bucketing_groups_similar_lengths(bucket):
+    lengths = np.random.default_rng(0).integers(1, 200, 10_000)
+    batches = epoch_batches(lengths, 100, bucket, torch.Generator().manual_seed(0))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(10_000))
+    assert all(len(b) == 100 for b in batches)
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])  # longest - shortest, i.e. padding left after trimming
+    assert (spread < 20) if bucket else (spread > 150)
+    again = epoch_batches(lengths, 100, bucket, torch.Generator().manual_seed(0))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
+def small_run(**overrides):
+    train = Split.from_numpy(*negation_task(320, 0), torch.device("cpu"))
+    val = Split.from_numpy(*negation_task(64, 1), torch.device("cpu"))
+    config = ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))
+    return train, val, config, TrainParams(**{"batch_size": 32, "epochs": 3, "eval_every": 4, **overrides})
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    train, val, config, params = small_run(lr_schedule="cosine")
+    full_model, full_history, full_summary, _ = train_model(train, val, config, params)
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    seen = []
+
+    def interrupt_mid_epoch(row):
+        seen.append(row)
+        if len(seen) == 4:  # validations at steps 4, 8, 10 (end of epoch 1), 12: stop inside epoch 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(train, val, config, params, interrupt_mid_epoch, checkpoint, "same")
+    assert torch.load(checkpoint, weights_only=True)["state"]["step"] == 12
+
+    replayed = []
+    resumed = train_model(train, val, config, replace(params, resume=True), replayed.append, checkpoint, "same")
+    model, history, summary, _ = resumed
+    assert history == full_history and replayed == full_history  # restored rows are logged again
+    assert summary == full_summary
+    for name, tensor in full_model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+    # a checkpoint written with other params or data is not resumed: training starts over
+    fresh = train_model(train, val, config, replace(params, resume=True), checkpoint=checkpoint, fingerprint="other")
+    assert fresh[1] == full_history
+
+
+def test_patience_stops_training_when_validation_stops_improving():
+    train, val, config, params = small_run(lr=0.0, epochs=5, eval_every=0, patience=1)  # lr 0: val loss frozen
+    _, history, summary, _ = train_model(train, val, config, params)
+    assert summary["stopped_early"] and summary["epochs_run"] == 2 and len(history) == 2
+    assert summary["best_step"] == 10 and summary["samples_seen"] == 2 * 320
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero():
+    train, val, config, params = small_run(lr=0.01, lr_schedule="cosine")
+    history = train_model(train, val, config, params)[1]
+    lrs = [row["lr"] for row in history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] < 0.01 and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_plateau_schedule_halves_the_learning_rate_when_validation_stalls():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = _make_scheduler(optimizer, TrainParams(lr_schedule="plateau"), total_steps=10)
+    for val_loss in (1.0, 0.9, 0.95):
+        scheduler.step(val_loss)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_precision_on_a_cpu_is_fp32_and_low_precision_asks_for_a_gpu():
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("fp32", torch.device("cpu")) is None
+    with pytest.raises(StageError, match="needs a CUDA device"):
+        autocast_dtype("bf16", torch.device("cpu"))
 
 
 def test_saved_model_loads_with_weights_only_and_predicts_the_same(tmp_path):
     from pipeline.model import LSTMClassifier
 
-    model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_size=8, bidirectional=True)).eval()
+    model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,), bidirectional=True)).eval()
     save_model(model, tmp_path / "model.pt")
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["config"]["bidirectional"] is True
@@ -67,12 +161,42 @@ def test_saved_model_loads_with_weights_only_and_predicts_the_same(tmp_path):
 
 
 def test_divergence_is_a_clear_error():
-    import pytest
-
-    from pipeline.common import StageError
-
     train = Split.from_numpy(*negation_task(64, 0), torch.device("cpu"))
     train.labels[:] = float("nan")  # stands in for a blow-up: every loss is NaN
     val = Split.from_numpy(*negation_task(16, 1), torch.device("cpu"))
     with pytest.raises(StageError, match="diverged"):
         train_model(train, val, ModelConfig(vocab_size=10), TrainParams(epochs=1))
+
+
+def ddp_task():
+    """640 rows in batches of 64 (32 per process): every process's share is the same size, so
+    DDP's average of per-process mean gradients is the single-process mean gradient."""
+    train = Split.from_numpy(*negation_task(640, 0), torch.device("cpu"))
+    val = Split.from_numpy(*negation_task(101, 1), torch.device("cpu"))
+    config = ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,), dropout=0.0)
+    return train, val, config, TrainParams(batch_size=64, epochs=2, lr=0.01, eval_every=5)
+
+
+def test_two_process_torchrun_training_matches_single_process(tmp_path):
+    import subprocess
+    import sys
+
+    result = tmp_path / "ddp.pt"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    run = subprocess.run(
+        [*command, str(Path(__file__).parent / "ddp_check.py"), str(result)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ddp, other_rank = (torch.load(f"{result}.rank{rank}", weights_only=True) for rank in (0, 1))
+    for name, tensor in ddp["state_dict"].items():  # DDP kept both processes' weights identical
+        assert torch.equal(other_rank["state_dict"][name], tensor), name
+    torch.set_num_threads(1)
+    model, history, summary, _ = train_model(*ddp_task())
+    assert ddp["summary"]["samples_seen"] == summary["samples_seen"] == 2 * 640  # each row once per epoch
+    assert ddp["summary"]["steps"] == summary["steps"] == 20
+    assert [row["step"] for row in ddp["history"]] == [row["step"] for row in history]
+    for name, tensor in model.state_dict().items():  # and the same as one process's
+        torch.testing.assert_close(ddp["state_dict"][name], tensor, atol=1e-4, rtol=1e-4)
+    for ours, theirs in zip(history, ddp["history"], strict=True):  # validation all-reduced over both shares
+        assert theirs["val_loss"] == pytest.approx(ours["val_loss"], abs=1e-5)
+        assert theirs["val_accuracy"] == pytest.approx(ours["val_accuracy"])

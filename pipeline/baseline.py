@@ -1,0 +1,99 @@
+"""baseline: TF-IDF + logistic regression on the same tokens and splits as the LSTM.
+
+The model a user would try first: scikit-learn's ``TfidfVectorizer`` over the clean stage's
+tokens (word n-grams up to ``baseline.ngram_max``) and ``LogisticRegression``. It trains on the
+train split and is scored on exactly the LSTM's validation and test rows (the test file split
+by ``encode.val_fraction`` and ``encode.seed``, as the encode stage does), so the two compare
+like for like. Writes ``metrics/baseline.json`` (``val_*`` and ``test_*``), every scored review's
+probability in ``data/predictions/baseline.parquet``, and logs a run named
+``tfidf-logreg`` in the LSTM's MLflow experiment, with the same ``test_*`` metric names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from pipeline import paths
+from pipeline.common import StageError, atomic_path, run_main, stage_params, write_json
+from pipeline.encode import validation_mask
+from pipeline.evaluate import classification_metrics
+from pipeline.params import BaselineParams
+
+RUN_NAME = "tfidf-logreg"
+
+
+def _tokens(documents):
+    return documents  # the clean stage already tokenized: the vectorizer gets token lists
+
+
+def fit_baseline(
+    train_tokens: list[list[str]], train_labels: np.ndarray, params: BaselineParams
+) -> tuple[TfidfVectorizer, LogisticRegression]:
+    vectorizer = TfidfVectorizer(
+        analyzer="word",
+        tokenizer=_tokens,
+        preprocessor=_tokens,
+        token_pattern=None,
+        lowercase=False,
+        ngram_range=(1, params.ngram_max),
+        min_df=params.min_df,
+        max_features=params.max_features,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+    features = vectorizer.fit_transform(train_tokens)
+    classifier = LogisticRegression(C=params.C, max_iter=params.max_iter)
+    classifier.fit(features, train_labels)
+    return vectorizer, classifier
+
+
+def read_tokens(split: str) -> tuple[list[list[str]], np.ndarray]:
+    source = paths.TOKENS_DIR / f"{split}.parquet"
+    if not source.exists():
+        raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
+    table = pq.read_table(source)
+    return table.column("tokens").to_pylist(), table.column("label").to_numpy().astype(np.int64)
+
+
+def main() -> None:
+    import mlflow
+
+    from pipeline.tracking import run_tags, use_experiment
+
+    params, _ = stage_params(__doc__)
+    train_tokens, train_labels = read_tokens("train")
+    test_tokens, test_labels = read_tokens("test")
+    if len(np.unique(train_labels)) < 2:
+        raise StageError("the train split has a single class: logistic regression needs both")
+    vectorizer, classifier = fit_baseline(train_tokens, train_labels, params.baseline)
+
+    is_val = validation_mask(len(test_labels), params.encode)
+    probs = classifier.predict_proba(vectorizer.transform(test_tokens))[:, 1]
+    result = {"vocabulary": len(vectorizer.vocabulary_)}
+    for prefix, rows in (("val", is_val), ("test", ~is_val)):
+        scored = classification_metrics(test_labels[rows], probs[rows])
+        result.update({f"{prefix}_{k}": v for k, v in scored.items() if k in ("loss", "accuracy", "f1", "roc_auc")})
+    write_json(paths.METRICS_DIR / "baseline.json", result)
+    predictions = pl.DataFrame(
+        {"split": np.where(is_val, "val", "test"), "label": test_labels.astype(np.int8), "probability": probs}
+    )
+    with atomic_path(paths.BASELINE_PREDICTIONS_FILE) as tmp:
+        predictions.write_parquet(tmp)
+
+    use_experiment(params.mlflow.experiment)
+    with mlflow.start_run(run_name=RUN_NAME, tags={**run_tags(), "model_type": RUN_NAME}):
+        sections = ("data.", "clean.", "tokenize.", "encode.", "baseline.")
+        mlflow.log_params({k: v for k, v in params.flat().items() if k.startswith(sections)})
+        mlflow.log_metrics({k: v for k, v in result.items() if v is not None})
+    print(
+        f"baseline (TF-IDF + logistic regression, {result['vocabulary']} features): "
+        f"val accuracy {result['val_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    run_main(main)
