@@ -86,8 +86,11 @@ def test_mlflow_run_has_params_metrics_and_a_loadable_model(pipeline_run):
     experiment = client.get_experiment_by_name("lstm-sentiment")
     assert experiment.artifact_location == (root / "mlruns").as_uri()
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 1
-    run_ = runs[0]
+    assert sorted(r.data.tags["model_type"] for r in runs) == ["lstm", "tfidf-logreg"]
+    (baseline,) = (r for r in runs if r.data.tags["model_type"] == "tfidf-logreg")
+    assert baseline.info.run_name == "tfidf-logreg" and baseline.data.metrics["test_accuracy"] >= 0.85
+    assert baseline.data.params["baseline.ngram_max"] == "2"
+    (run_,) = (r for r in runs if r.data.tags["model_type"] == "lstm")
     assert run_.data.params["train.epochs"] == "3" and run_.data.params["encode.pad"] == "left"
     assert run_.data.metrics["test_accuracy"] >= 0.85
     assert "val_loss" in run_.data.metrics
