@@ -84,9 +84,9 @@ class TutorialLSTM(nn.Module):
         return zeros, zeros.clone()
 
 
-def tutorial_loop(train, val, vocab_size: int, config: dict, epochs: int, device) -> tuple[float, float]:
+def tutorial_loop(train, val, vocab_size: int, config: dict, epochs: int, device, seed: int) -> tuple[float, float]:
     """``(train samples/s, validation accuracy)`` of the tutorial's training loop."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     batch = config["batch_size"]
     model = TutorialLSTM(
         vocab_size, config["embedding_dim"], config["hidden_size"], config["num_layers"], config["dropout"]
@@ -124,10 +124,10 @@ def tutorial_loop(train, val, vocab_size: int, config: dict, epochs: int, device
     return samples / seconds, correct / len(val_labels)
 
 
-def ours(train, val, vocab_size: int, manifest: dict, config: dict, epochs: int, device) -> tuple[float, float]:
-    params = TrainParams(**config, epochs=epochs, lr=0.005)
+def ours(train, val, manifest: dict, config: dict, epochs: int, device, seed: int) -> tuple[float, float]:
+    params = TrainParams(**config, epochs=epochs, lr=0.005, seed=seed)
     model_config = ModelConfig(
-        vocab_size=vocab_size,
+        vocab_size=manifest["vocab_size"],
         embedding_dim=params.embedding_dim,
         hidden_sizes=params.layer_widths(),
         dropout=params.dropout,
@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--train-file", type=Path, default=SHARED / "train.ft.txt.bz2")
     parser.add_argument("--test-file", type=Path, default=SHARED / "test.ft.txt.bz2")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/lstm-sentiment-bench/train-shards"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="one run of each loop per seed")
     parser.add_argument("--skip-tutorial", action="store_true", help="time ours only")
     args = parser.parse_args()
     if not args.train_file.exists():
@@ -163,13 +164,14 @@ def main() -> None:
     print(f"{args.config} config {config}, {args.epochs} epoch(s), seq_len {manifest['seq_len']}")
     print(f"{len(train_labels):,} train / {len(val[1]):,} validation reviews; device: {name}")
 
-    our_speed, our_accuracy = ours(train, val, manifest["vocab_size"], manifest, config, args.epochs, device)
-    print(f"  ours     : {our_speed:9,.0f} samples/s   val accuracy {our_accuracy:.4f}")
-    if args.skip_tutorial:
-        return
-    speed, accuracy = tutorial_loop(train, val, manifest["vocab_size"], config, args.epochs, device)
-    print(f"  tutorial : {speed:9,.0f} samples/s   val accuracy {accuracy:.4f}")
-    print(f"  speed-up : {our_speed / speed:.2f}x")
+    for seed in args.seeds:
+        our_speed, our_accuracy = ours(train, val, manifest, config, args.epochs, device, seed)
+        print(f"  seed {seed} ours     : {our_speed:9,.0f} samples/s   val accuracy {our_accuracy:.4f}", flush=True)
+        if args.skip_tutorial:
+            continue
+        speed, accuracy = tutorial_loop(train, val, manifest["vocab_size"], config, args.epochs, device, seed)
+        print(f"  seed {seed} tutorial : {speed:9,.0f} samples/s   val accuracy {accuracy:.4f}")
+        print(f"  seed {seed} speed-up : {our_speed / speed:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ def evaluate_split(
 
     Rows are scored in order of length, so each batch is trimmed to nearly its real width,
     and put back in order at the end (one host synchronisation for the whole split)."""
+    was_training = model.training
     model.eval()
     by_length = np.argsort(split.host_lengths, kind="stable")
     device = split.labels.device
@@ -147,7 +148,7 @@ def evaluate_split(
             batch_logits = model(trim_batch(split.ids[rows], int(split.host_lengths[rows_host[-1]]), pad)).float()
         loss_sum += nn.functional.binary_cross_entropy_with_logits(batch_logits, split.labels[rows], reduction="sum")
         logits.append(batch_logits)
-    model.train()
+    model.train(was_training)
     probs = np.zeros(len(split), np.float32)
     if logits:
         probs[by_length] = torch.sigmoid(torch.cat(logits)).cpu().numpy()

@@ -200,3 +200,17 @@ def test_two_process_torchrun_training_matches_single_process(tmp_path):
     for ours, theirs in zip(history, ddp["history"], strict=True):  # validation all-reduced over both shares
         assert theirs["val_loss"] == pytest.approx(ours["val_loss"], abs=1e-5)
         assert theirs["val_accuracy"] == pytest.approx(ours["val_accuracy"])
+
+
+def test_evaluate_split_scores_in_length_order_but_returns_rows_in_their_own_order():
+    from pipeline.model import LSTMClassifier
+    from pipeline.train import evaluate_split
+
+    ids, labels, lengths = negation_task(50, 3)
+    model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))).eval()
+    loss, probs = evaluate_split(model, Split.from_numpy(ids, labels, lengths, torch.device("cpu")), "left", 7)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(ids))
+    np.testing.assert_allclose(probs, torch.sigmoid(logits).numpy(), atol=1e-6)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels).float())
+    assert loss == pytest.approx(float(expected), abs=1e-6)
