@@ -127,6 +127,23 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def first_working_autocast(model: nn.Module, ids: torch.Tensor, device: torch.device, dtype: torch.dtype):
+    """``dtype`` if one forward and backward pass run under it, else fp16, else None (fp32).
+
+    cuDNN gained bf16 LSTMs only recently (cuDNN 9.13); with an older one, ``precision: auto``
+    falls back instead of failing the run."""
+    for candidate in dict.fromkeys([dtype, torch.float16]):
+        try:
+            with autocast(device, candidate):
+                model(ids).float().sum().backward()
+            model.zero_grad(set_to_none=True)
+            return candidate
+        except RuntimeError as err:
+            model.zero_grad(set_to_none=True)
+            print(f"train: {candidate} autocast does not run here ({str(err).splitlines()[0]}); trying the next")
+    return None
+
+
 @torch.no_grad()
 def evaluate_split(
     model: nn.Module, split: Split, pad: str, batch_size: int, dtype: torch.dtype | None = None
@@ -196,8 +213,10 @@ def train_model(
     rank, processes = world()
     torch.manual_seed(params.seed)
     device = train.ids.device
-    dtype = autocast_dtype(params.precision, device)
     model = LSTMClassifier(config).to(device)
+    dtype = autocast_dtype(params.precision, device)
+    if params.precision == "auto" and dtype is not None:
+        dtype = first_working_autocast(model, train.ids[:2], device, dtype)
     trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)  # fp16 needs loss scaling

@@ -214,3 +214,29 @@ def test_evaluate_split_scores_in_length_order_but_returns_rows_in_their_own_ord
     np.testing.assert_allclose(probs, torch.sigmoid(logits).numpy(), atol=1e-6)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels).float())
     assert loss == pytest.approx(float(expected), abs=1e-6)
+
+
+class FailsUnder(torch.nn.Module):
+    """Stands in for an LSTM whose kernels lack some autocast dtypes (old cuDNN and bf16)."""
+
+    def __init__(self, *failing):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.failing = failing
+
+    def forward(self, ids):
+        if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in self.failing:
+            raise RuntimeError("\"_thnn_fused_lstm_cell_cuda\" not implemented for 'BFloat16'\ndetails")
+        return self.weight * ids.float().sum(dim=1)
+
+
+def test_auto_precision_falls_back_when_a_dtype_does_not_run(capsys):
+    from pipeline.train import first_working_autocast
+
+    ids, cpu = torch.ones(2, 3, dtype=torch.long), torch.device("cpu")
+    assert first_working_autocast(FailsUnder(), ids, cpu, torch.bfloat16) is torch.bfloat16
+    assert first_working_autocast(FailsUnder(torch.bfloat16), ids, cpu, torch.bfloat16) is torch.float16
+    assert "torch.bfloat16 autocast does not run here" in capsys.readouterr().out
+    model = FailsUnder(torch.bfloat16, torch.float16)
+    assert first_working_autocast(model, ids, cpu, torch.bfloat16) is None
+    assert model.weight.grad is None  # the probe leaves no gradient behind
