@@ -231,7 +231,8 @@ def train_model(
     epoch_start_shuffle = shuffle.get_state()
 
     if params.resume and checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        # on the CPU: RNG states must be CPU tensors; load_state_dict moves weights and optimizer state
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if saved["fingerprint"] != fingerprint:
             print(f"train: not resuming from {checkpoint}: it was written with other params or data")
         else:
