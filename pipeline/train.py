@@ -162,7 +162,7 @@ def evaluate_split(
         rows_host = by_length[start : start + batch_size]
         rows = torch.from_numpy(rows_host).to(device)
         with autocast(device, dtype):
-            batch_logits = model(trim_batch(split.ids[rows], int(split.host_lengths[rows_host[-1]]), pad)).float()
+            batch_logits = model(trim_batch(split.ids, int(split.host_lengths[rows_host[-1]]), pad)[rows]).float()
         loss_sum += nn.functional.binary_cross_entropy_with_logits(batch_logits, split.labels[rows], reduction="sum")
         logits.append(batch_logits)
     model.train(was_training)
@@ -307,7 +307,7 @@ def train_model(
         shares = [batch[rank::processes] for batch in batches if len(batch) >= processes]
         widths = [int(train.host_lengths[share].max()) for share in shares]
         order = torch.from_numpy(np.concatenate(shares)).to(device)  # one copy per epoch, no per-step sync
-        ends = np.cumsum([len(share) for share in shares]).tolist()
+        starts = np.cumsum([0] + [len(share) for share in shares]).tolist()
         progress = tqdm(
             range(state["batch"], len(shares)),
             desc=f"epoch {epoch + 1}/{params.epochs}",
@@ -315,8 +315,8 @@ def train_model(
             disable=None if rank == 0 else True,
         )
         for batch_index in progress:
-            rows = order[ends[batch_index] - len(shares[batch_index]) : ends[batch_index]]
-            ids = trim_batch(train.ids[rows], widths[batch_index], config.pad)
+            rows = order[starts[batch_index] : starts[batch_index + 1]]
+            ids = trim_batch(train.ids, widths[batch_index], config.pad)[rows]  # gathers only the kept columns
             with autocast(device, dtype):
                 loss = loss_fn(trained(ids).float(), train.labels[rows])
             optimizer.zero_grad(set_to_none=True)
