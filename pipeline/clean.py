@@ -121,15 +121,21 @@ def char_tokens(text: pl.Expr) -> pl.Expr:
     return text.str.replace_all(r"[" + _WS + r"]+", " ").str.strip_chars(" ").str.split("")
 
 
-def tokenize(frame: pl.DataFrame, clean: CleanParams, tokenize: TokenizeParams) -> pl.DataFrame:
-    """``(label, text)`` -> ``(label, tokens)``."""
-    text = clean_text(pl.col("text"), clean)
+def text_tokens(text: pl.Expr, clean: CleanParams, tokenize: TokenizeParams) -> pl.Expr:
+    """Raw review text (String expression) -> tokens (List[String]): the clean stage's work on one
+    column, shared with pipeline.predict so raw text is scored exactly as training data was made."""
+    text = clean_text(text, clean)
     tokens = word_tokens(text) if tokenize.level == "word" else char_tokens(text)
     if clean.replace_urls and tokenize.level == "word":
         tokens = tokens.list.eval(
             pl.when(pl.element() == _URL_PLACEHOLDER).then(pl.lit(URL_TOKEN)).otherwise(pl.element())
         )
-    return frame.select(pl.col("label"), tokens.alias("tokens"))
+    return tokens
+
+
+def tokenize(frame: pl.DataFrame, clean: CleanParams, tokenize: TokenizeParams) -> pl.DataFrame:
+    """``(label, text)`` -> ``(label, tokens)``."""
+    return frame.select(pl.col("label"), text_tokens(pl.col("text"), clean, tokenize).alias("tokens"))
 
 
 def clean_file(source: Path, target: Path, clean: CleanParams, level: TokenizeParams) -> int:

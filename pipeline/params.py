@@ -91,6 +91,8 @@ class TrainParams:
 class EvaluateParams:
     batch_size: int = 1024
     threshold: float = 0.5
+    # accuracy by review length (kept tokens) in buckets cut at these lengths
+    length_buckets: list[int] = field(default_factory=lambda: [25, 50, 100, 200])
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class BaselineParams:
 @dataclass(frozen=True)
 class MlflowParams:
     experiment: str = "lstm-sentiment"
+    registered_model: str | None = "lstm-sentiment"  # registry name for evaluated models; null: do not register
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,9 @@ def _check_ranges(p: Params) -> None:
     }.items():
         if not 0.0 <= value <= 1.0:
             raise ParamsError(f"{key}: must be between 0 and 1, got {value}")
+    edges = p.evaluate.length_buckets
+    if any(edge <= 1 for edge in edges) or edges != sorted(set(edges)):
+        raise ParamsError(f"evaluate.length_buckets: must be increasing lengths > 1, got {edges}")
     if not 0.0 < p.encode.val_fraction < 1.0:
         raise ParamsError(f"encode.val_fraction: must be between 0 and 1 (exclusive), got {p.encode.val_fraction}")
     for key in ("eval_every", "patience"):

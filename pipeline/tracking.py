@@ -1,4 +1,4 @@
-"""MLflow set-up shared by train and evaluate.
+"""MLflow set-up shared by train, evaluate and baseline.
 
 The store defaults to ``sqlite:///<repo root>/mlflow.db`` with artifacts in ``<repo root>/mlruns``.
 The root comes from ``DVC_ROOT`` when DVC runs the stage, so ``dvc exp run --temp`` and
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -48,9 +49,44 @@ def run_tags() -> dict[str, str]:
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    if dvc_experiment():
+        tags["dvc_exp_name"] = dvc_experiment()
     return tags
+
+
+def dvc_experiment() -> str | None:
+    """The experiment's name under ``dvc exp run`` (DVC sets it, a random one when not given)."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
+def dvc_md5(path: Path) -> str:
+    """The md5 DVC records for ``path`` in dvc.lock (a folder's ``.dir`` hash without the suffix),
+    computed with DVC's own hashing (dvc-data), so it matches ``dvc.lock`` even before DVC writes it."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs.local import LocalFileSystem
+    from dvc_objects.fs.memory import MemoryFileSystem
+
+    _, _, obj = build(HashFileDB(MemoryFileSystem(), "/odb"), str(path), LocalFileSystem(), "md5", dry_run=True)
+    return obj.hash_info.value.removesuffix(".dir")
+
+
+def log_shard_datasets(shards_dir: Path, manifest: dict, contexts: dict[str, str]) -> None:
+    """Log the shard splits as the run's input datasets (``{"train": "training", ...}``), each with
+    the DVC hash of the shards folder as its digest: the same data has the same digest in every
+    run, and it can be looked up in dvc.lock. (MLflow's own digest reads only the first rows.)"""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    digest = dvc_md5(shards_dir)
+    for split, context in contexts.items():
+        with warnings.catch_warnings():
+            # "file://" is registered twice (as "" and "file"), both as LocalArtifactDatasetSource
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            source = resolve_dataset_source((shards_dir / split).resolve().as_uri())
+        dataset = MetaDataset(source, name=f"shards/{split}", digest=digest)
+        rows = str(manifest["splits"][split]["rows"])
+        mlflow.log_input(dataset, context=context, tags={"rows": rows, "dvc_path": str(shards_dir)})
 
 
 def git_commit() -> str | None:

@@ -20,7 +20,6 @@ logs one MLflow run with the params, the curves, the model and the vocabulary.
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import hashlib
 import io
@@ -28,7 +27,6 @@ import json
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -145,31 +143,33 @@ def first_working_autocast(model: nn.Module, ids: torch.Tensor, device: torch.de
 
 
 @torch.no_grad()
+def score(
+    model: nn.Module, ids: torch.Tensor, host_lengths: np.ndarray, pad: str, batch_size: int, dtype=None
+) -> torch.Tensor:
+    """The logit of every row of ``ids``, in the rows' order.
+
+    Rows are scored in order of length, so each batch is trimmed to nearly its real width; the
+    logits are put back in row order on the device (no host synchronisation)."""
+    was_training = model.training
+    model.eval()
+    by_length = np.argsort(host_lengths, kind="stable")
+    logits = torch.zeros(len(host_lengths), device=ids.device)
+    for start in range(0, len(host_lengths), batch_size):
+        rows_host = by_length[start : start + batch_size]
+        rows = torch.from_numpy(rows_host).to(ids.device)
+        with autocast(ids.device, dtype):
+            logits[rows] = model(trim_batch(ids, int(host_lengths[rows_host[-1]]), pad)[rows]).float()
+    model.train(was_training)
+    return logits
+
+
 def evaluate_split(
     model: nn.Module, split: Split, pad: str, batch_size: int, dtype: torch.dtype | None = None
 ) -> tuple[float, np.ndarray]:
-    """Mean BCE loss and the positive-class probabilities for every row, in the split's order.
-
-    Rows are scored in order of length, so each batch is trimmed to nearly its real width,
-    and put back in order at the end (one host synchronisation for the whole split)."""
-    was_training = model.training
-    model.eval()
-    by_length = np.argsort(split.host_lengths, kind="stable")
-    device = split.labels.device
-    loss_sum = torch.zeros((), device=device)
-    logits = []
-    for start in range(0, len(split), batch_size):
-        rows_host = by_length[start : start + batch_size]
-        rows = torch.from_numpy(rows_host).to(device)
-        with autocast(device, dtype):
-            batch_logits = model(trim_batch(split.ids, int(split.host_lengths[rows_host[-1]]), pad)[rows]).float()
-        loss_sum += nn.functional.binary_cross_entropy_with_logits(batch_logits, split.labels[rows], reduction="sum")
-        logits.append(batch_logits)
-    model.train(was_training)
-    probs = np.zeros(len(split), np.float32)
-    if logits:
-        probs[by_length] = torch.sigmoid(torch.cat(logits)).cpu().numpy()
-    return float(loss_sum) / max(len(split), 1), probs
+    """Mean BCE loss and the positive-class probabilities for every row, in the split's order."""
+    logits = score(model, split.ids, split.host_lengths, pad, batch_size, dtype)
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, split.labels)
+    return float(loss), torch.sigmoid(logits).cpu().numpy()
 
 
 def world() -> tuple[int, int]:
@@ -382,23 +382,33 @@ def checkpoint_fingerprint(params: TrainParams, manifest: dict) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
-def save_model(model: LSTMClassifier, path=paths.MODEL_FILE) -> None:
-    """Weights and config only (plain tensors and primitives): loadable with weights_only=True."""
+def save_model(model: LSTMClassifier, path=paths.MODEL_FILE, **extras) -> None:
+    """Weights, the config to rebuild the model and ``extras`` (for the train stage: the vocabulary
+    and the preprocessing settings, so that the file alone turns raw text into predictions; see
+    pipeline.predict). Plain tensors and primitives only: loadable with ``weights_only=True``."""
     payload = {
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extras,
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_model(path=paths.MODEL_FILE, device: str | torch.device = "cpu") -> LSTMClassifier:
-    if not path.exists():
+def read_model_file(path=paths.MODEL_FILE) -> dict:
+    if not Path(path).exists():
         raise StageError(f"{path}: not found (run the train stage first: dvc repro train)")
-    payload = torch.load(path, map_location=device, weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def model_from_payload(payload: dict, device: str | torch.device = "cpu") -> LSTMClassifier:
     model = LSTMClassifier(ModelConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()
+
+
+def load_model(path=paths.MODEL_FILE, device: str | torch.device = "cpu") -> LSTMClassifier:
+    return model_from_payload(read_model_file(path), device)
 
 
 def write_history(history: list[dict], path) -> None:
@@ -411,26 +421,12 @@ def write_history(history: list[dict], path) -> None:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
 
 
-def log_model_to_mlflow(model: LSTMClassifier, example_ids: np.ndarray) -> None:
-    import mlflow
-    from mlflow.models import infer_signature
-
-    model = copy.deepcopy(model).cpu().eval()  # MLflow exports (torch.export) from the CPU
-    with torch.no_grad():
-        output = model(torch.from_numpy(example_ids)).numpy()
-    with warnings.catch_warnings():
-        # torch.export notes that nn.LSTM keeps its flat weight list as plain attributes;
-        # harmless here (the exported model is checked against this one in the tests).
-        warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
-        mlflow.pytorch.log_model(
-            model, name="model", input_example=example_ids, signature=infer_signature(example_ids, output)
-        )
-
-
 def main() -> None:
     import mlflow
 
-    from pipeline.tracking import MODEL_HASH_TAG, run_tags, use_experiment
+    from pipeline.predict import preprocessing_settings
+    from pipeline.tracking import MODEL_HASH_TAG, dvc_experiment, log_shard_datasets, run_tags, use_experiment
+    from pipeline.vocab import load_vocab
 
     params, params_file = stage_params(__doc__)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
@@ -467,9 +463,11 @@ def main() -> None:
     print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}")
 
     use_experiment(params.mlflow.experiment)
-    with mlflow.start_run(tags={**run_tags(), "model_type": "lstm"}) as run:
+    run_name = dvc_experiment()  # None: MLflow picks a name
+    with mlflow.start_run(run_name=run_name, tags={**run_tags(), "model_type": "lstm"}, log_system_metrics=True) as run:
         mlflow.log_params(params.flat())
         mlflow.log_params({"model.parameters": count_parameters(LSTMClassifier(config)), "processes": processes})
+        log_shard_datasets(paths.SHARDS_DIR, manifest, {"train": "training", "val": "validation"})
 
         def log_eval(row: dict) -> None:
             mlflow.log_metrics({k: row[k] for k in HISTORY_FIELDS if k != "step"}, step=row["step"])
@@ -477,15 +475,14 @@ def main() -> None:
         model, history, summary, speed = train_model(
             train, val, config, params.train, log_eval, paths.CHECKPOINT_FILE, fingerprint
         )
-        save_model(model)
+        # the vocabulary and preprocessing travel in the model file: it alone scores raw text
+        save_model(model, vocab=load_vocab(paths.VOCAB_FILE), preprocessing=preprocessing_settings(params, manifest))
         write_history(history, paths.PLOTS_DIR / "training.csv")
         write_json(paths.METRICS_DIR / "train.json", summary)
 
-        model_hash = sha256_file(paths.MODEL_FILE)
-        mlflow.set_tag(MODEL_HASH_TAG, model_hash)
+        mlflow.set_tag(MODEL_HASH_TAG, sha256_file(paths.MODEL_FILE))
         mlflow.log_metrics({**summary, **speed})
         mlflow.set_tag("device", str(device))
-        log_model_to_mlflow(model, train_ids[:2].copy())
         mlflow.log_artifact(str(paths.VOCAB_FILE))
         mlflow.log_artifact(str(params_file))
         mlflow.log_artifact(str(paths.SHARDS_DIR / "manifest.json"))

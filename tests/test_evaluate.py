@@ -1,7 +1,16 @@
 import numpy as np
+import polars as pl
 import pytest
 
-from pipeline.evaluate import classification_metrics, roc_points
+from pipeline.evaluate import (
+    calibration_table,
+    classification_metrics,
+    evaluate_predictions,
+    expected_calibration_error,
+    length_buckets,
+    roc_points,
+)
+from pipeline.params import EvaluateParams
 
 
 def test_metrics_on_known_predictions():
@@ -27,3 +36,69 @@ def test_roc_points_run_from_origin_to_corner():
     roc = roc_points(labels, probs)
     assert roc.row(0, named=True)["fpr"] == 0.0 and roc.row(-1, named=True)["tpr"] == 1.0
     assert roc["fpr"].is_sorted()
+
+
+def test_pr_auc_and_calibration_error_on_known_predictions():
+    labels = np.array([1, 0, 1, 0])
+    probs = np.array([0.9, 0.8, 0.7, 0.1])
+    m = classification_metrics(labels, probs)
+    # ranked: 1 (P), 0 (N), 1 (P), 0: average precision = (1/1 + 2/3) / 2
+    assert m["pr_auc"] == pytest.approx((1 + 2 / 3) / 2, abs=1e-6)
+    # bins: 0.9 -> [0.9, 1) gap 0.1; 0.8 -> gap 0.8; 0.7 -> gap 0.3; 0.1 -> gap 0.1: mean 0.325
+    assert m["ece"] == pytest.approx(0.325, abs=1e-6)
+
+
+def test_perfectly_calibrated_predictions_have_zero_ece_and_a_diagonal_reliability_curve():
+    probs = np.repeat([0.05, 0.25, 0.75], 20)
+    labels = np.concatenate([np.eye(20)[0], np.r_[np.ones(5), np.zeros(15)], np.r_[np.ones(15), np.zeros(5)]])
+    table = calibration_table(labels, probs)
+    assert table.columns == ["bin_start", "mean_predicted", "fraction_positive", "reviews"]
+    assert table["bin_start"].to_list() == [0.0, 0.2, 0.7] and table["reviews"].to_list() == [20, 20, 20]
+    assert table["fraction_positive"].to_list() == pytest.approx([0.05, 0.25, 0.75])
+    assert expected_calibration_error(labels, probs) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_length_buckets_split_by_kept_length_and_leave_empty_buckets_null():
+    lengths = np.array([3, 10, 30, 40, 200, 200])
+    correct = np.array([True, False, True, True, False, True])
+    buckets = length_buckets(lengths, correct, (25, 50, 100, 200))
+    assert buckets["bucket"].to_list() == ["1-24", "25-49", "50-99", "100-199", "200+"]
+    assert buckets["reviews"].to_list() == [2, 2, 0, 0, 2]
+    assert buckets["accuracy"].to_list() == [0.5, 1.0, None, None, 0.5]
+
+
+def test_evaluate_predictions_gives_flat_metrics_and_every_plot_table():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    probs = np.clip(labels * 0.6 + rng.random(300) * 0.4, 0, 1)
+    lengths = rng.integers(1, 201, 300)
+    result, tables = evaluate_predictions(labels, probs, lengths, EvaluateParams())
+    assert all(not isinstance(v, (dict, list)) for v in result.values())  # flat: dvc metrics diff shows each
+    assert {"pr_auc", "ece", "accuracy_len_1_24", "accuracy_len_200_up"} <= set(result)
+    assert set(tables) == {"confusion.csv", "calibration.csv", "length_buckets.csv", "roc.csv", "pr.csv"}
+    assert tables["pr.csv"].columns == ["recall", "precision"] and tables["pr.csv"].height <= 201
+    assert tables["length_buckets.csv"]["reviews"].sum() == 300
+
+
+def test_report_figures_draw_every_plot():
+    from pipeline.figures import report_figures
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 200)
+    probs = np.clip(labels * 0.5 + rng.random(200) * 0.5, 0, 1)
+    result, tables = evaluate_predictions(labels, probs, rng.integers(1, 120, 200), EvaluateParams())
+    history = pl.DataFrame(
+        {"step": [10, 20], "train_loss": [0.6, 0.4], "val_loss": [0.5, 0.45], "val_accuracy": [0.7, 0.8]}
+    )
+    figures = report_figures(
+        result, tables["roc.csv"], tables["pr.csv"], tables["calibration.csv"], tables["length_buckets.csv"], history
+    )
+    assert set(figures) == {
+        "confusion.png",
+        "calibration.png",
+        "length_buckets.png",
+        "roc.png",
+        "pr.png",
+        "training.png",
+    }
+    assert all(figure.axes for figure in figures.values())

@@ -1,0 +1,114 @@
+"""PNG figures of the evaluation report, for the MLflow run (DVC draws its own from plots/*.csv).
+
+Each function takes the same tables the evaluate stage writes under ``plots/`` and returns a
+Matplotlib figure; ``report_figures`` returns them all by file name.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+SIZE = (5, 4)
+
+
+def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, plt.Axes]:
+    figure, axes = plt.subplots(figsize=SIZE, layout="constrained")
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    axes.grid(alpha=0.3)
+    return figure, axes
+
+
+def roc_figure(roc: pl.DataFrame, auc: float | None) -> Figure:
+    figure, axes = _figure(
+        f"ROC (AUC {auc:.3f})" if auc is not None else "ROC", "false positive rate", "true positive rate"
+    )
+    axes.plot(roc["fpr"], roc["tpr"])
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    return figure
+
+
+def pr_figure(pr: pl.DataFrame, auc: float | None) -> Figure:
+    title = f"Precision-recall (AP {auc:.3f})" if auc is not None else "Precision-recall"
+    figure, axes = _figure(title, "recall", "precision")
+    axes.plot(pr["recall"], pr["precision"])
+    axes.set_ylim(0, 1.02)
+    return figure
+
+
+def calibration_figure(calibration: pl.DataFrame, ece: float) -> Figure:
+    figure, axes = _figure(f"Reliability (ECE {ece:.3f})", "mean predicted probability", "share of positives")
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+    axes.plot(calibration["mean_predicted"], calibration["fraction_positive"], marker="o", label="model")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def confusion_figure(tn: int, fp: int, fn: int, tp: int) -> Figure:
+    figure, axes = plt.subplots(figsize=SIZE, layout="constrained")
+    counts = np.array([[tn, fp], [fn, tp]])
+    axes.imshow(counts, cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if count > counts.max() / 2 else "black"
+        axes.text(column, row, str(count), ha="center", va="center", color=colour)
+    axes.set(
+        title="Confusion matrix",
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["negative", "positive"],
+        yticklabels=["negative", "positive"],
+        xlabel="predicted",
+        ylabel="actual",
+    )
+    return figure
+
+
+def length_figure(buckets: pl.DataFrame) -> Figure:
+    figure, axes = _figure("Accuracy by review length", "tokens kept", "accuracy")
+    shown = buckets.filter(pl.col("reviews") > 0)
+    bars = axes.bar(shown["bucket"], shown["accuracy"])
+    axes.bar_label(bars, labels=[f"n={n}" for n in shown["reviews"]], fontsize=8)
+    axes.set_ylim(0, 1.05)
+    return figure
+
+
+def training_figure(history: pl.DataFrame) -> Figure:
+    figure, axes = _figure("Training", "step", "loss")
+    axes.plot(history["step"], history["train_loss"], label="train loss")
+    axes.plot(history["step"], history["val_loss"], label="validation loss")
+    accuracy = axes.twinx()
+    accuracy.plot(history["step"], history["val_accuracy"], color="tab:green", label="validation accuracy")
+    accuracy.set_ylabel("accuracy")
+    handles = axes.get_legend_handles_labels()[0] + accuracy.get_legend_handles_labels()[0]
+    axes.legend(handles=handles, loc="center right")
+    return figure
+
+
+def report_figures(
+    metrics: dict,
+    roc: pl.DataFrame | None,
+    pr: pl.DataFrame | None,
+    calibration: pl.DataFrame,
+    buckets: pl.DataFrame,
+    history: pl.DataFrame | None,
+) -> dict[str, Figure]:
+    figures = {
+        "confusion.png": confusion_figure(
+            metrics["true_negatives"], metrics["false_positives"], metrics["false_negatives"], metrics["true_positives"]
+        ),
+        "calibration.png": calibration_figure(calibration, metrics["ece"]),
+        "length_buckets.png": length_figure(buckets),
+    }
+    if roc is not None:
+        figures["roc.png"] = roc_figure(roc, metrics["roc_auc"])
+    if pr is not None:
+        figures["pr.png"] = pr_figure(pr, metrics["pr_auc"])
+    if history is not None and history.height:
+        figures["training.png"] = training_figure(history)
+    return figures
