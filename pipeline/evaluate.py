@@ -86,17 +86,26 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int 
 
 def length_buckets(lengths: np.ndarray, correct: np.ndarray, edges: tuple[int, ...]) -> pl.DataFrame:
     """Accuracy by review length (tokens kept after truncation) in buckets cut at ``edges``:
-    ``[1, e0)``, ``[e0, e1)``, ..., ``[e_last, ...)``; empty buckets have accuracy null."""
+    ``[1, e0)``, ``[e0, e1)``, ..., ``[e_last, ...)``; empty buckets have accuracy null. Bucket
+    labels are zero-padded (``001-024``) so that plots, which sort labels as text, keep their order."""
     bounds = [1, *edges]
+    width = len(str(bounds[-1]))
     rows = []
     for i, low in enumerate(bounds):
-        high = bounds[i + 1] if i + 1 < len(bounds) else None
-        inside = (lengths >= low) & (lengths < high) if high else lengths >= low
-        name = f"{low}-{high - 1}" if high else f"{low}+"
+        high = bounds[i + 1] - 1 if i + 1 < len(bounds) else None
+        inside = (lengths >= low) & (lengths <= high) if high else lengths >= low
         reviews = int(inside.sum())
-        accuracy = round(float(correct[inside].mean()), 6) if reviews else None
-        rows.append({"bucket": name, "accuracy": accuracy, "reviews": reviews})
-    return pl.DataFrame(rows, schema={"bucket": pl.String, "accuracy": pl.Float64, "reviews": pl.Int64})
+        rows.append(
+            {
+                "bucket": f"{low:0{width}d}-{high:0{width}d}" if high else f"{low}+",
+                "metric": f"accuracy_len_{low}_{high}" if high else f"accuracy_len_{low}_up",
+                "accuracy": round(float(correct[inside].mean()), 6) if reviews else None,
+                "reviews": reviews,
+            }
+        )
+    return pl.DataFrame(
+        rows, schema={"bucket": pl.String, "metric": pl.String, "accuracy": pl.Float64, "reviews": pl.Int64}
+    )
 
 
 def _thin(*columns: np.ndarray) -> list[np.ndarray]:
@@ -120,11 +129,6 @@ def write_csv(frame: pl.DataFrame, path) -> None:
         frame.write_csv(tmp)
 
 
-def bucket_metric_name(bucket: str) -> str:
-    """``"25-49"`` -> ``accuracy_len_25_49``, ``"200+"`` -> ``accuracy_len_200_up`` (MLflow-safe keys)."""
-    return "accuracy_len_" + bucket.replace("-", "_").replace("+", "_up")
-
-
 def evaluate_predictions(
     labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, params: EvaluateParams
 ) -> tuple[dict, dict[str, pl.DataFrame]]:
@@ -132,11 +136,11 @@ def evaluate_predictions(
     result = classification_metrics(labels, probs, params.threshold)
     predicted = (probs >= params.threshold).astype(int)
     buckets = length_buckets(lengths, predicted == labels, tuple(params.length_buckets))
-    result.update({bucket_metric_name(b["bucket"]): b["accuracy"] for b in buckets.iter_rows(named=True)})
+    result.update(dict(zip(buckets["metric"], buckets["accuracy"], strict=True)))
     tables = {
         "confusion.csv": pl.DataFrame({"actual": labels.astype(int), "predicted": predicted}),
         "calibration.csv": calibration_table(labels, probs),
-        "length_buckets.csv": buckets,
+        "length_buckets.csv": buckets.drop("metric"),
     }
     if result["roc_auc"] is not None:
         tables["roc.csv"] = roc_points(labels, probs)

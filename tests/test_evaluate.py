@@ -62,7 +62,9 @@ def test_length_buckets_split_by_kept_length_and_leave_empty_buckets_null():
     lengths = np.array([3, 10, 30, 40, 200, 200])
     correct = np.array([True, False, True, True, False, True])
     buckets = length_buckets(lengths, correct, (25, 50, 100, 200))
-    assert buckets["bucket"].to_list() == ["1-24", "25-49", "50-99", "100-199", "200+"]
+    assert buckets["bucket"].to_list() == ["001-024", "025-049", "050-099", "100-199", "200+"]
+    assert buckets["bucket"].to_list() == sorted(buckets["bucket"])  # plots sort labels as text
+    assert buckets["metric"].to_list()[0] == "accuracy_len_1_24" and buckets["metric"][-1] == "accuracy_len_200_up"
     assert buckets["reviews"].to_list() == [2, 2, 0, 0, 2]
     assert buckets["accuracy"].to_list() == [0.5, 1.0, None, None, 0.5]
 
