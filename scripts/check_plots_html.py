@@ -40,13 +40,15 @@ def find_chromium() -> str | None:
     return None
 
 
-def run_chromium(html: Path, *extra: str) -> str:
+def run_chromium(page: Path | str, *extra: str) -> str:
+    """Chromium's stdout after loading ``page`` (a file, or a URL given as a string)."""
     chromium = find_chromium()
     if chromium is None:
         raise SystemExit("error: Chromium not found (Debian/Ubuntu: apt-get install chromium)")
+    target = page if isinstance(page, str) else page.resolve().as_uri()
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, html.resolve().as_uri()],
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, target],
             capture_output=True,
             text=True,
             timeout=120,
