@@ -1,6 +1,12 @@
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -12,3 +18,49 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real review data not found at {path} (only in the project's workspace)")
     return path
+
+
+BIN = Path(sys.executable).parent
+
+
+def run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """`dvc repro` of a smaller synthetic sample in a temporary copy of the repository (a git
+    repository with one commit on `main`): ``(root, env, output)``."""
+    root = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # these runs last seconds; the default samples every 10 s
+    run([sys.executable, "-m", "pipeline.sample", "--train-rows", "6000", "--test-rows", "1000"], root, env)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(train="data/sample/train.ft.txt.bz2", test="data/sample/test.ft.txt.bz2")
+    params["train"]["epochs"] = 3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    run(["git", "init", "-q", "-b", "main"], root, env)
+    first = run([str(BIN / "dvc"), "repro"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-q", "-m", "pipeline run"], root, env)
+    return root, env, first
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", output))

@@ -1,8 +1,6 @@
-"""End to end: `dvc repro` in a temporary copy of the repository, on a smaller synthetic sample."""
+"""End to end: `dvc repro` in a temporary copy of the repository (conftest.pipeline_run), on a smaller sample."""
 
 import json
-import os
-import re
 import shutil
 import socket
 import subprocess
@@ -16,46 +14,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import REPO
-
-BIN = Path(sys.executable).parent
-
-
-def run(args, cwd, env):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # these runs last seconds; the default samples every 10 s
-    run([sys.executable, "-m", "pipeline.sample", "--train-rows", "6000", "--test-rows", "1000"], root, env)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"].update(train="data/sample/train.ft.txt.bz2", test="data/sample/test.ft.txt.bz2")
-    params["train"]["epochs"] = 3
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env.update(
-        GIT_AUTHOR_NAME="test",
-        GIT_AUTHOR_EMAIL="t@example.com",
-        GIT_COMMITTER_NAME="test",
-        GIT_COMMITTER_EMAIL="t@example.com",
-    )
-    run(["git", "init", "-q"], root, env)
-    first = run([str(BIN / "dvc"), "repro"], root, env)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-q", "-m", "pipeline run"], root, env)
-    return root, env, first
+from tests.conftest import BIN, REPO, run, stages_run
 
 
 def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
@@ -224,7 +183,7 @@ def test_mlflow_models_serve_answers_json_requests_on_loopback(pipeline_run):
 
 
 def render_check(html: Path) -> str:
-    if shutil.which("chromium") is None:
+    if not any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
         pytest.skip("Chromium not installed (.ci/run installs it: apt-get install chromium)")
     checked = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "check_plots_html.py"), str(html)], capture_output=True, text=True
@@ -237,10 +196,6 @@ def test_dvc_plots_page_renders_every_plot_offline_in_headless_chromium(pipeline
     root, env, _ = pipeline_run
     run([str(BIN / "dvc"), "plots", "show", "-o", "plots_page"], root, env)
     assert "7 of 7 plots drawn" in render_check(root / "plots_page" / "index.html")
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
 
 
 def test_experiments_rerun_only_the_stages_downstream_and_compare_in_dvc_and_mlflow(pipeline_run):
