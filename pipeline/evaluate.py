@@ -1,11 +1,17 @@
-"""evaluate: trained model + test shards -> metrics/eval.json, plot data and predictions.
+"""evaluate: trained model + test shards -> metrics/eval.json, plot data, predictions, MLflow model.
 
-Metrics: loss (BCE), accuracy, precision, recall, F1, ROC AUC and the confusion matrix, for
-the positive class at ``evaluate.threshold``. Plot data for ``dvc plots show``:
-``plots/roc.csv`` (fpr, tpr, threshold) and ``plots/confusion.csv`` (actual, predicted per
-review). Every test review's probability is kept in ``data/predictions/test.parquet``.
-The metrics are also logged, as ``test_*``, to the MLflow run that trained this very model
-file (found by its sha256 tag, never by a run id stored in a DVC output).
+The report, for the positive class at ``evaluate.threshold``: loss (BCE), accuracy, precision,
+recall, F1, ROC AUC, PR AUC (average precision), expected calibration error, the confusion
+matrix and accuracy by review length (``evaluate.length_buckets``), as flat keys in
+``metrics/eval.json``. Plot data for ``dvc plots show`` under ``plots/``: ``roc.csv``,
+``pr.csv``, ``confusion.csv``, ``calibration.csv`` (reliability curve) and
+``length_buckets.csv``. Every test review's probability is kept in
+``data/predictions/test.parquet``.
+
+On the MLflow run that trained this very model file (found by its sha256 tag, never by a run id
+stored in a DVC output) it logs the metrics as ``test_*``, the report as PNG figures, the test
+shards as a dataset, and the raw-text pyfunc model (pipeline.mlflow_model), registered as
+``mlflow.registered_model`` after checking that it scores raw test reviews as the shards do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The classifier: Embedding -> stacked (optionally bidirectional) LSTM -> pooling -> dropout -> Linear.
+"""The classifier: Embedding -> (dropout) -> stacked (optionally bidirectional) LSTM -> pooling -> dropout -> Linear.
 
 It returns one logit per review (train with ``BCEWithLogitsLoss``; ``sigmoid`` gives the
 probability of "positive"). Each batch starts from a zero hidden state, so nothing leaks
@@ -29,6 +29,7 @@ class ModelConfig:
     embedding_dim: int = 64
     hidden_sizes: tuple[int, ...] = (64,)  # one width per stacked layer, e.g. (128, 64)
     dropout: float = 0.2
+    embedding_dropout: float = 0.0  # on the embedded tokens, before the first layer (Keras: input dropout)
     bidirectional: bool = False
     pooling: Literal["last", "mean", "max"] = "last"
     pad: Literal["left", "right"] = "left"
@@ -72,6 +73,7 @@ class LSTMClassifier(nn.Module):
             nn.LSTM(n, width, batch_first=True) for n, width in (layers if config.bidirectional else [])
         )
         self.dropout = nn.Dropout(config.dropout)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.head = nn.Linear(config.hidden_sizes[-1] * directions, 1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -82,6 +84,8 @@ class LSTMClassifier(nn.Module):
             ids = to_right_padding(ids, lengths)
         lengths = lengths.clamp(min=1)  # an empty review is read at its first (pad) step
         x = self.embedding(ids)
+        if self.config.embedding_dropout > 0:
+            x = self.embedding_dropout(x)
         for layer, forward_layer in enumerate(self.forward_layers):
             if layer > 0:
                 x = self.dropout(x)  # between layers, as nn.LSTM(dropout=...)

@@ -66,6 +66,7 @@ class TrainParams:
     hidden_size: int | list[int] = 64  # one width for every layer, or one per layer: [128, 64]
     num_layers: int = 1
     dropout: float = 0.2
+    embedding_dropout: float = 0.0  # dropout on the embedded tokens (regularises small data sets)
     bidirectional: bool = False
     pooling: Literal["last", "mean", "max"] = "last"  # the head reads the last real step, or pools them
     lr: float = 0.005
@@ -221,6 +222,7 @@ def _check_ranges(p: Params) -> None:
     for key, value in {
         "data.max_reject_fraction": p.data.max_reject_fraction,
         "train.dropout": p.train.dropout,
+        "train.embedding_dropout": p.train.embedding_dropout,
         "evaluate.threshold": p.evaluate.threshold,
     }.items():
         if not 0.0 <= value <= 1.0:

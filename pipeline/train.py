@@ -12,9 +12,12 @@ batches and their trimmed widths are planned on the host up front. Every path al
 the CPU, deterministically for a seed. Under ``torchrun`` (``WORLD_SIZE`` > 1) it trains with
 DistributedDataParallel: every process takes its share of each batch (gloo on CPUs, nccl on GPUs).
 
-Writes ``models/model.pt`` (weights + the config that rebuilds the model; load it with
+Writes ``models/model.pt`` (weights, the config that rebuilds the model, the vocabulary and the
+preprocessing settings, so that pipeline.predict scores raw text with it; load it with
 ``torch.load(..., weights_only=True)``), ``metrics/train.json`` and ``plots/training.csv``, and
-logs one MLflow run with the params, the curves, the model and the vocabulary.
+logs one MLflow run (named after the DVC experiment, if any) with the params, the shards as
+datasets, the curves, throughput and system metrics and the vocabulary; evaluate adds the
+test metrics and the model to it.
 """
 
 from __future__ import annotations
@@ -450,6 +453,7 @@ def main() -> None:
         embedding_dim=params.train.embedding_dim,
         hidden_sizes=params.train.layer_widths(),
         dropout=params.train.dropout,
+        embedding_dropout=params.train.embedding_dropout,
         bidirectional=params.train.bidirectional,
         pooling=params.train.pooling,
         pad=manifest["pad"],

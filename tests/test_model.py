@@ -100,3 +100,18 @@ def test_from_scratch_lstm_matches_torch_nn_lstm(inputs, hidden):
     assert not torch.allclose(
         lstm_from_scratch(x, wrong_order, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0), expected, atol=1e-3
     )
+
+
+def test_embedding_dropout_is_random_in_training_and_off_in_evaluation():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=20, embedding_dim=8, hidden_sizes=(8,), dropout=0.0, embedding_dropout=0.5)
+    model = LSTMClassifier(config)
+    ids = torch.randint(2, 20, (4, 6))
+    model.eval()
+    assert torch.equal(model(ids), model(ids))
+    model.train()
+    assert not torch.equal(model(ids), model(ids))
+    without = LSTMClassifier(ModelConfig(vocab_size=20, embedding_dim=8, hidden_sizes=(8,), dropout=0.0))
+    without.load_state_dict(model.state_dict())  # same weights: the dropout adds no parameters
+    without.train()
+    assert torch.equal(without(ids), without(ids))
