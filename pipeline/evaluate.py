@@ -154,7 +154,7 @@ def evaluate_predictions(
     return result, tables
 
 
-def test_review_rows(manifest: dict, params: EncodeParams) -> np.ndarray:
+def rows_of_test_split(manifest: dict, params: EncodeParams) -> np.ndarray:
     """Row numbers in data/interim/reviews/test.parquet of the test split's reviews, in shard order."""
     rows = manifest["splits"]["val"]["rows"] + manifest["splits"]["test"]["rows"]
     return np.flatnonzero(~validation_mask(rows, params))
@@ -190,7 +190,7 @@ def main() -> None:
     for name, table in tables.items():
         write_csv(table, paths.PLOTS_DIR / name)
 
-    review_rows = test_review_rows(manifest, params.encode)
+    review_rows = rows_of_test_split(manifest, params.encode)
     predictions = pl.DataFrame(
         {
             "review": review_rows.astype(np.int64),  # row in data/interim/reviews/test.parquet
