@@ -64,10 +64,11 @@ class TextClassifier:
 
     def encode_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(ids [rows, seq_len], lengths)`` exactly as the ingest, clean and encode stages make them."""
-        # ingest strips each review; a file line cannot hold a line break, so fold them to spaces
-        text = pl.col("text").str.replace_all(r"[\r\n]+", " ").str.strip_chars()
+        # (ingest strips each line; the tokenizer ignores surrounding white space and line breaks
+        # anyway, so raw text needs nothing more: tests/test_predict.py checks both)
         frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
-        ids = frame.select(token_ids(text_tokens(text, self.clean, self.tokenize), self.vocab).alias("ids"))["ids"]
+        tokens = text_tokens(pl.col("text"), self.clean, self.tokenize)
+        ids = frame.select(token_ids(tokens, self.vocab).alias("ids"))["ids"]
         return pad_and_truncate(ids, self.encode)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

@@ -71,14 +71,15 @@ def dvc_md5(path: Path) -> str:
     return obj.hash_info.value.removesuffix(".dir")
 
 
-def log_shard_datasets(shards_dir: Path, manifest: dict, contexts: dict[str, str]) -> None:
+def log_shard_datasets(shards_dir: Path, manifest: dict, contexts: dict[str, str], digest: str | None = None) -> None:
     """Log the shard splits as the run's input datasets (``{"train": "training", ...}``), each with
     the DVC hash of the shards folder as its digest: the same data has the same digest in every
-    run, and it can be looked up in dvc.lock. (MLflow's own digest reads only the first rows.)"""
+    run, and it can be looked up in dvc.lock. (MLflow's own digest reads only the first rows.)
+    ``digest``: that hash when the caller has it already (hashing reads every shard)."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    digest = dvc_md5(shards_dir)
+    digest = digest or dvc_md5(shards_dir)
     for split, context in contexts.items():
         with warnings.catch_warnings():
             # "file://" is registered twice (as "" and "file"), both as LocalArtifactDatasetSource

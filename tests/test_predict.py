@@ -24,6 +24,7 @@ TEXTS = [
     "Don't buy: it broke after 2 weeks. See http://example.com/returns for the <b>awful</b> policy.",
     '  "Not bad," she said... (it\'s fine)  ',
     "a",
+    "Two lines:\nfine.\r\nReally fine.  ",
 ]
 VOCAB = ["<pad>", "<unk>", "great", "value", "!", ",", "works", "broke", "after", "00", "weeks", ".", "<url>",
          "not", "bad", "do", "n't", "buy", ":", "it", "'s", "fine", "(", ")", "``", "''", "a"]  # fmt: skip
@@ -46,14 +47,16 @@ def test_raw_text_becomes_the_ids_the_clean_and_encode_stages_make(tmp_path, lev
     ids, lengths = classifier.encode_texts(TEXTS)
 
     # the pipeline's path: ingest strips each line, clean tokenizes, encode maps and pads
-    reviews = pl.DataFrame({"label": [1] * len(TEXTS), "text": [t.strip() for t in TEXTS]})
+    # ingest strips each line, and a line holds no line break: the pipeline saw such text so
+    as_ingested = [" ".join(text.splitlines()).strip() for text in TEXTS]
+    reviews = pl.DataFrame({"label": [1] * len(TEXTS), "text": as_ingested})
     tokens = tokenize(reviews, params.clean, params.tokenize)
     expected = encode_batch(tokens, VOCAB, classifier.encode)
     np.testing.assert_array_equal(ids, expected["ids"])
     np.testing.assert_array_equal(lengths, expected["lengths"])
     if level == "word":
         assert (ids > 1).sum() > 20  # most tokens are in the vocabulary: the test compares real ids
-        assert ids.shape == (4, 12) and lengths[0] == 12  # the first review is truncated (keep_last)
+        assert ids.shape == (5, 12) and lengths[0] == 12  # the first review is truncated (keep_last)
 
 
 def test_probabilities_match_scoring_the_encoded_split(tmp_path):
@@ -64,7 +67,7 @@ def test_probabilities_match_scoring_the_encoded_split(tmp_path):
     split = Split.from_numpy(ids, np.zeros(len(TEXTS), np.int8), lengths, torch.device("cpu"))
     _, expected = evaluate_split(model.eval(), split, "right", batch_size=3)
     np.testing.assert_allclose(probs, expected, atol=1e-6)
-    assert probs.shape == (4,) and len(np.unique(probs)) == 4
+    assert probs.shape == (5,) and len(np.unique(probs)) == 5
 
 
 def test_a_model_file_without_vocabulary_is_a_clear_error(tmp_path):
