@@ -6,8 +6,9 @@ vocab -> encode (seq_len 200) once into --work-dir. Then, on the same train/vali
 - the tutorial's loop: ``DataLoader`` over CPU tensors (shuffle, batch 400, drop_last), the model
   moved batch by batch, fp32, Linear + sigmoid applied to every time step and the last one read,
   the hidden state carried across batches, always the full padded length;
-- ours: ``pipeline.train.train_model`` (data on the device once, length buckets, per-batch
-  trimming, autocast on a GPU), validation after each epoch included in its time;
+- ours: ``pipeline.train.train_model`` (data on the device once, or with ``--placement host``
+  each batch copied from pinned host memory; length buckets, per-batch trimming, autocast on a
+  GPU), validation after each epoch included in its time;
 
 and prints samples/s for both, the ratio, and the validation accuracy each reached after the
 same number of epochs.
@@ -124,7 +125,9 @@ def tutorial_loop(train, val, vocab_size: int, config: dict, epochs: int, device
     return samples / seconds, correct / len(val_labels)
 
 
-def ours(train, val, manifest: dict, config: dict, epochs: int, device, seed: int) -> tuple[float, float]:
+def ours(
+    train, val, manifest: dict, config: dict, epochs: int, device, seed: int, on_host: bool
+) -> tuple[float, float]:
     params = TrainParams(**config, epochs=epochs, lr=0.005, seed=seed)
     model_config = ModelConfig(
         vocab_size=manifest["vocab_size"],
@@ -135,7 +138,7 @@ def ours(train, val, manifest: dict, config: dict, epochs: int, device, seed: in
         pad_id=manifest["pad_id"],
     )
     _, _, summary, speed = train_model(
-        Split.from_numpy(*train, device), Split.from_numpy(*val, device), model_config, params
+        Split.from_numpy(*train, device, on_host), Split.from_numpy(*val, device, on_host), model_config, params
     )
     return speed["samples_per_second"], summary["best_val_accuracy"]
 
@@ -150,6 +153,12 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/lstm-sentiment-bench/train-shards"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="one run of each loop per seed")
     parser.add_argument("--skip-tutorial", action="store_true", help="time ours only")
+    parser.add_argument(
+        "--placement",
+        choices=["device", "host"],
+        default="device",
+        help="ours with the token ids on the device, or on the host with each batch copied (train.data_placement)",
+    )
     args = parser.parse_args()
     if not args.train_file.exists():
         sys.exit(f"{args.train_file}: not found (the real data lives in ../shared/data; see DESIGN.md)")
@@ -163,9 +172,11 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.config} config {config}, {args.epochs} epoch(s), seq_len {manifest['seq_len']}")
     print(f"{len(train_labels):,} train / {len(val[1]):,} validation reviews; device: {name}")
+    print(f"ours keeps the token ids on the {args.placement}")
 
     for seed in args.seeds:
-        our_speed, our_accuracy = ours(train, val, manifest, config, args.epochs, device, seed)
+        on_host = args.placement == "host"
+        our_speed, our_accuracy = ours(train, val, manifest, config, args.epochs, device, seed, on_host)
         print(f"  seed {seed} ours     : {our_speed:9,.0f} samples/s   val accuracy {our_accuracy:.4f}", flush=True)
         if args.skip_tutorial:
             continue

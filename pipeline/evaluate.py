@@ -26,7 +26,7 @@ from pipeline import paths
 from pipeline.common import StageError, atomic_path, run_main, sha256_file, stage_params, write_json
 from pipeline.encode import load_split, validation_mask
 from pipeline.params import EncodeParams, EvaluateParams, Params
-from pipeline.train import Split, evaluate_split, model_from_payload, pick_device, read_model_file
+from pipeline.train import Split, evaluate_split, keep_ids_on_host, model_from_payload, pick_device, read_model_file
 
 CURVE_POINTS = 200  # ROC and PR curves are thinned to about this many points for plotting
 CALIBRATION_BINS = 10  # equal-width probability bins for the reliability curve and ECE
@@ -181,8 +181,9 @@ def main() -> None:
     ids, labels, lengths, manifest = load_split(paths.SHARDS_DIR, "test")
     if len(labels) == 0:
         raise StageError("the test split is empty: nothing to evaluate")
+    on_host = keep_ids_on_host(params.train.data_placement, ids.nbytes, device)
     _, probs = evaluate_split(
-        model, Split.from_numpy(ids, labels, lengths, device), manifest["pad"], evaluate_params.batch_size
+        model, Split.from_numpy(ids, labels, lengths, device, on_host), manifest["pad"], evaluate_params.batch_size
     )
     result, tables = evaluate_predictions(labels, probs, lengths, evaluate_params)
     write_json(paths.METRICS_DIR / "eval.json", result)

@@ -80,6 +80,9 @@ class TrainParams:
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    # where the token ids live: device (copied once), host (each batch copied through pinned memory),
+    # auto (device when they take at most half the GPU's free memory)
+    data_placement: Literal["auto", "device", "host"] = "auto"
     resume: bool = False  # continue from models/checkpoint.pt when it was written with the same params
 
     def layer_widths(self) -> tuple[int, ...]:

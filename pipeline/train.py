@@ -6,7 +6,8 @@ an optional LR schedule, validation every ``eval_every`` steps and after each ep
 with the best validation loss kept, early stopping after ``patience`` validations without
 improvement, and a checkpoint at every validation that ``train.resume`` continues from.
 
-CUDA is used when available (``train.device: auto``), with the data moved to the GPU once,
+CUDA is used when available (``train.device: auto``), with the data moved to the GPU once
+(or, when it does not fit, each batch copied from pinned host memory: ``train.data_placement``),
 bf16/fp16 autocast (``train.precision``) and no host synchronisation per step: each epoch's
 batches and their trimmed widths are planned on the host up front. Every path also runs on
 the CPU, deterministically for a seed. Under ``torchrun`` (``WORLD_SIZE`` > 1) it trains with
@@ -52,30 +53,40 @@ BUCKET_BATCHES = 64  # with bucket_by_length, rows are sorted by length within r
 
 @dataclass
 class Split:
-    """One split in tensors on the training device (ids ``[rows, seq_len]``, float labels,
-    lengths) plus the lengths on the host, where batches are planned."""
+    """One split in tensors (ids ``[rows, seq_len]``, float labels, lengths) plus the lengths on
+    the host, where batches are planned. Labels and lengths are on the training device; the ids
+    too, unless ``ids_on_host`` (data too big for the GPU): then each batch is gathered on the host
+    and copied over (see ``batch_to_device``)."""
 
     ids: torch.Tensor
     labels: torch.Tensor
     lengths: torch.Tensor
     host_lengths: np.ndarray
+    ids_on_host: bool = False
 
     @classmethod
-    def from_numpy(cls, ids: np.ndarray, labels: np.ndarray, lengths: np.ndarray, device: torch.device) -> Split:
+    def from_numpy(
+        cls, ids: np.ndarray, labels: np.ndarray, lengths: np.ndarray, device: torch.device, ids_on_host: bool = False
+    ) -> Split:
         return cls(
-            torch.from_numpy(ids).to(device),
+            torch.from_numpy(ids) if ids_on_host else torch.from_numpy(ids).to(device),
             torch.from_numpy(labels.astype(np.float32)).to(device),
             torch.from_numpy(lengths.astype(np.int64)).to(device),
             lengths.astype(np.int64),
+            ids_on_host,
         )
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def rows(self, index: np.ndarray) -> Split:
-        device_index = torch.from_numpy(index).to(self.ids.device)
+        device_index = torch.from_numpy(index).to(self.labels.device)
         return Split(
-            self.ids[device_index], self.labels[device_index], self.lengths[device_index], self.host_lengths[index]
+            self.ids[torch.from_numpy(index) if self.ids_on_host else device_index],
+            self.labels[device_index],
+            self.lengths[device_index],
+            self.host_lengths[index],
+            self.ids_on_host,
         )
 
 
@@ -83,6 +94,29 @@ def trim_batch(ids: torch.Tensor, longest: int, pad: str) -> torch.Tensor:
     """Drop the padding columns that no review in the batch reaches (exact: see pipeline.model)."""
     longest = max(longest, 1)
     return ids[:, ids.shape[1] - longest :] if pad == "left" else ids[:, :longest]
+
+
+def batch_to_device(ids: torch.Tensor, rows: np.ndarray, width: int, pad: str, device: torch.device) -> torch.Tensor:
+    """``ids[rows]``, trimmed to ``width`` columns, from host memory onto ``device``.
+
+    The rows are gathered on the host (only the kept columns), into page-locked memory on a GPU,
+    so the copy is asynchronous: the host goes on to the next batch while the GPU still works on
+    this one, which prefetches it. PyTorch's pinned-memory cache keeps the buffer until its copy
+    is done."""
+    batch = trim_batch(ids, width, pad)[torch.from_numpy(rows)]
+    if device.type == "cuda":
+        batch = batch.pin_memory()
+    return batch.to(device, non_blocking=True)
+
+
+def keep_ids_on_host(placement: str, nbytes: int, device: torch.device) -> bool:
+    """Whether ``train.data_placement`` keeps ``nbytes`` of token ids on the host."""
+    if placement != "auto":
+        return placement == "host"
+    if device.type != "cuda":
+        return False  # host and device are the same memory
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes > free // 2  # leave the other half to the model, activations and cuDNN workspaces
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, bucket: bool, generator: torch.Generator) -> list[np.ndarray]:
@@ -147,21 +181,33 @@ def first_working_autocast(model: nn.Module, ids: torch.Tensor, device: torch.de
 
 @torch.no_grad()
 def score(
-    model: nn.Module, ids: torch.Tensor, host_lengths: np.ndarray, pad: str, batch_size: int, dtype=None
+    model: nn.Module,
+    ids: torch.Tensor,
+    host_lengths: np.ndarray,
+    pad: str,
+    batch_size: int,
+    dtype=None,
+    ids_on_host: bool = False,
 ) -> torch.Tensor:
-    """The logit of every row of ``ids``, in the rows' order.
+    """The logit of every row of ``ids``, in the rows' order, on the model's device.
 
     Rows are scored in order of length, so each batch is trimmed to nearly its real width; the
     logits are put back in row order on the device (no host synchronisation)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     by_length = np.argsort(host_lengths, kind="stable")
-    logits = torch.zeros(len(host_lengths), device=ids.device)
+    logits = torch.zeros(len(host_lengths), device=device)
     for start in range(0, len(host_lengths), batch_size):
         rows_host = by_length[start : start + batch_size]
-        rows = torch.from_numpy(rows_host).to(ids.device)
-        with autocast(ids.device, dtype):
-            logits[rows] = model(trim_batch(ids, int(host_lengths[rows_host[-1]]), pad)[rows]).float()
+        rows = torch.from_numpy(rows_host).to(device)
+        width = int(host_lengths[rows_host[-1]])
+        if ids_on_host:
+            batch = batch_to_device(ids, rows_host, width, pad, device)
+        else:
+            batch = trim_batch(ids, width, pad)[rows]
+        with autocast(device, dtype):
+            logits[rows] = model(batch).float()
     model.train(was_training)
     return logits
 
@@ -170,7 +216,7 @@ def evaluate_split(
     model: nn.Module, split: Split, pad: str, batch_size: int, dtype: torch.dtype | None = None
 ) -> tuple[float, np.ndarray]:
     """Mean BCE loss and the positive-class probabilities for every row, in the split's order."""
-    logits = score(model, split.ids, split.host_lengths, pad, batch_size, dtype)
+    logits = score(model, split.ids, split.host_lengths, pad, batch_size, dtype, split.ids_on_host)
     loss = nn.functional.binary_cross_entropy_with_logits(logits, split.labels)
     return float(loss), torch.sigmoid(logits).cpu().numpy()
 
@@ -215,11 +261,11 @@ def train_model(
     continues from it when it was saved with the same ``fingerprint`` (params and data)."""
     rank, processes = world()
     torch.manual_seed(params.seed)
-    device = train.ids.device
+    device = train.labels.device
     model = LSTMClassifier(config).to(device)
     dtype = autocast_dtype(params.precision, device)
     if params.precision == "auto" and dtype is not None:
-        dtype = first_working_autocast(model, train.ids[:2], device, dtype)
+        dtype = first_working_autocast(model, train.ids[:2].to(device), device, dtype)
     trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)  # fp16 needs loss scaling
@@ -309,7 +355,8 @@ def train_model(
         # this process's share of every batch, and each share's trimmed width, planned on the host
         shares = [batch[rank::processes] for batch in batches if len(batch) >= processes]
         widths = [int(train.host_lengths[share].max()) for share in shares]
-        order = torch.from_numpy(np.concatenate(shares)).to(device)  # one copy per epoch, no per-step sync
+        host_order = np.concatenate(shares)
+        order = torch.from_numpy(host_order).to(device)  # one copy per epoch, no per-step sync
         starts = np.cumsum([0] + [len(share) for share in shares]).tolist()
         progress = tqdm(
             range(state["batch"], len(shares)),
@@ -318,8 +365,12 @@ def train_model(
             disable=None if rank == 0 else True,
         )
         for batch_index in progress:
-            rows = order[starts[batch_index] : starts[batch_index + 1]]
-            ids = trim_batch(train.ids, widths[batch_index], config.pad)[rows]  # gathers only the kept columns
+            begin, end = starts[batch_index], starts[batch_index + 1]
+            rows = order[begin:end]
+            if train.ids_on_host:
+                ids = batch_to_device(train.ids, host_order[begin:end], widths[batch_index], config.pad, device)
+            else:
+                ids = trim_batch(train.ids, widths[batch_index], config.pad)[rows]  # gathers only the kept columns
             with autocast(device, dtype):
                 loss = loss_fn(trained(ids).float(), train.labels[rows])
             optimizer.zero_grad(set_to_none=True)
@@ -380,8 +431,10 @@ def save_checkpoint(path: Path, **payload) -> None:
 
 def checkpoint_fingerprint(params: TrainParams, manifest: dict) -> str:
     """What a checkpoint must have been written with to be resumed: every train param except
-    ``resume`` itself, and the same shards."""
-    described = {"train": {k: v for k, v in asdict(params).items() if k != "resume"}, "shards": manifest}
+    ``resume`` itself and ``data_placement`` (where the ids live does not change a step), and the
+    same shards."""
+    ignored = ("resume", "data_placement")
+    described = {"train": {k: v for k, v in asdict(params).items() if k not in ignored}, "shards": manifest}
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
@@ -446,8 +499,9 @@ def main() -> None:
         raise StageError("the train split is empty: nothing to train on")
     if len(val_arrays[1]) == 0:
         raise StageError("the validation split is empty: raise encode.val_fraction or use a larger test file")
-    train = Split.from_numpy(train_ids, train_labels, train_lengths, device)
-    val = Split.from_numpy(*val_arrays, device)
+    on_host = keep_ids_on_host(params.train.data_placement, train_ids.nbytes + val_arrays[0].nbytes, device)
+    train = Split.from_numpy(train_ids, train_labels, train_lengths, device, on_host)
+    val = Split.from_numpy(*val_arrays, device, on_host)
     config = ModelConfig(
         vocab_size=manifest["vocab_size"],
         embedding_dim=params.train.embedding_dim,
@@ -464,7 +518,10 @@ def main() -> None:
         train_model(train, val, config, params.train, checkpoint=paths.CHECKPOINT_FILE, fingerprint=fingerprint)
         dist.destroy_process_group()
         return
-    print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}")
+    print(
+        f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}"
+        + (", token ids on the host" if on_host and device.type == "cuda" else "")
+    )
 
     use_experiment(params.mlflow.experiment)
     run_name = dvc_experiment()  # None: MLflow picks a name

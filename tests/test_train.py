@@ -12,7 +12,11 @@ from pipeline.train import (
     Split,
     _make_scheduler,
     autocast_dtype,
+    batch_to_device,
+    checkpoint_fingerprint,
     epoch_batches,
+    evaluate_split,
+    keep_ids_on_host,
     load_model,
     save_model,
     train_model,
@@ -88,6 +92,46 @@ def small_run(**overrides):
     val = Split.from_numpy(*negation_task(64, 1), torch.device("cpu"))
     config = ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))
     return train, val, config, TrainParams(**{"batch_size": 32, "epochs": 3, "eval_every": 4, **overrides})
+
+
+def test_ids_kept_on_the_host_train_exactly_as_ids_on_the_device():
+    """The host path (batches gathered on the host and copied over, for data too big for the GPU)
+    must feed every step the same ids: same history, same weights, same scores."""
+    train, val, config, params = small_run(lr_schedule="cosine")
+    on_device = train_model(train, val, config, params)
+    host_train = Split.from_numpy(*negation_task(320, 0), torch.device("cpu"), ids_on_host=True)
+    host_val = Split.from_numpy(*negation_task(64, 1), torch.device("cpu"), ids_on_host=True)
+    on_host = train_model(host_train, host_val, config, params)
+    assert on_host[1] == on_device[1] and on_host[2] == on_device[2]
+    for name, tensor in on_device[0].state_dict().items():
+        assert torch.equal(on_host[0].state_dict()[name], tensor), name
+    share = np.arange(1, 64, 2)  # a process's share of the validation rows under torchrun
+    host_loss, host_probs = evaluate_split(on_host[0], host_val.rows(share), "left", 5)
+    device_loss, device_probs = evaluate_split(on_device[0], val.rows(share), "left", 5)
+    assert host_loss == device_loss and np.array_equal(host_probs, device_probs) and len(host_probs) == 32
+
+
+def test_batch_to_device_gathers_the_rows_and_keeps_only_the_used_columns():
+    ids = torch.arange(24, dtype=torch.int32).reshape(4, 6)
+    batch = batch_to_device(ids, np.array([3, 1]), 2, "left", torch.device("cpu"))
+    assert batch.tolist() == [[22, 23], [10, 11]]
+    assert batch_to_device(ids, np.array([0]), 3, "right", torch.device("cpu")).tolist() == [[0, 1, 2]]
+
+
+def test_data_placement_auto_keeps_ids_on_the_gpu_only_when_they_take_at_most_half_its_free_memory(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert keep_ids_on_host("host", 10, cpu) and not keep_ids_on_host("device", 10**15, gpu)
+    assert not keep_ids_on_host("auto", 10**15, cpu)  # on a CPU there is only the host
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (8_000, 80_000))  # (free, total) bytes
+    assert not keep_ids_on_host("auto", 4_000, gpu)
+    assert keep_ids_on_host("auto", 4_001, gpu)
+
+
+def test_a_checkpoint_resumes_after_changing_only_where_the_data_lives():
+    params, manifest = TrainParams(), {"vocab_size": 10}
+    same = checkpoint_fingerprint(replace(params, data_placement="host", resume=True), manifest)
+    assert checkpoint_fingerprint(params, manifest) == same
+    assert checkpoint_fingerprint(replace(params, lr=0.1), manifest) != same
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
@@ -204,7 +248,6 @@ def test_two_process_torchrun_training_matches_single_process(tmp_path):
 
 def test_evaluate_split_scores_in_length_order_but_returns_rows_in_their_own_order():
     from pipeline.model import LSTMClassifier
-    from pipeline.train import evaluate_split
 
     ids, labels, lengths = negation_task(50, 3)
     model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))).eval()
