@@ -174,8 +174,8 @@ def main() -> None:
     print(f"{len(train_labels):,} train / {len(val[1]):,} validation reviews; device: {name}")
     print(f"ours keeps the token ids on the {args.placement}")
 
+    on_host = args.placement == "host"
     for seed in args.seeds:
-        on_host = args.placement == "host"
         our_speed, our_accuracy = ours(train, val, manifest, config, args.epochs, device, seed, on_host)
         print(f"  seed {seed} ours     : {our_speed:9,.0f} samples/s   val accuracy {our_accuracy:.4f}", flush=True)
         if args.skip_tutorial:
