@@ -32,10 +32,11 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.encode import load_split
-from pipeline.model import ModelConfig
+from pipeline.batching import Split
+from pipeline.devices import pick_device
 from pipeline.params import TrainParams
-from pipeline.train import Split, pick_device, train_model
+from pipeline.shards import load_split
+from pipeline.train import model_config, train_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "amazon_polarity"
@@ -129,16 +130,11 @@ def ours(
     train, val, manifest: dict, config: dict, epochs: int, device, seed: int, on_host: bool
 ) -> tuple[float, float]:
     params = TrainParams(**config, epochs=epochs, lr=0.005, seed=seed)
-    model_config = ModelConfig(
-        vocab_size=manifest["vocab_size"],
-        embedding_dim=params.embedding_dim,
-        hidden_sizes=params.layer_widths(),
-        dropout=params.dropout,
-        pad=manifest["pad"],
-        pad_id=manifest["pad_id"],
-    )
     _, _, summary, speed = train_model(
-        Split.from_numpy(*train, device, on_host), Split.from_numpy(*val, device, on_host), model_config, params
+        Split.from_numpy(*train, device, on_host),
+        Split.from_numpy(*val, device, on_host),
+        model_config(params, manifest),
+        params,
     )
     return speed["samples_per_second"], summary["best_val_accuracy"]
 

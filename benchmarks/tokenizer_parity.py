@@ -17,9 +17,9 @@ from pathlib import Path
 import polars as pl
 from nltk.tokenize import NLTKWordTokenizer
 
-from pipeline.clean import clean_text, word_tokens
 from pipeline.ingest import parse_lines, read_line_blocks
 from pipeline.params import CleanParams
+from pipeline.text import clean_text, word_tokens
 
 
 def compare(texts: pl.Series, clean: CleanParams, show: int = 5) -> dict:

@@ -20,10 +20,13 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from pipeline.encode import load_split  # noqa: E402
-from pipeline.model import ModelConfig  # noqa: E402
+from pipeline.batching import Split  # noqa: E402
+from pipeline.decision import labels_at  # noqa: E402
+from pipeline.devices import pick_device  # noqa: E402
+from pipeline.inference import evaluate_split  # noqa: E402
 from pipeline.params import TrainParams  # noqa: E402
-from pipeline.train import Split, evaluate_split, pick_device, train_model  # noqa: E402
+from pipeline.shards import load_split  # noqa: E402
+from pipeline.train import model_config, train_model  # noqa: E402
 
 
 def parse_config(spec: str) -> dict:
@@ -42,27 +45,16 @@ def main() -> None:
     for spec in args.configs:
         params = TrainParams(**parse_config(spec))
         device = pick_device(params.device)
-        config = ModelConfig(
-            vocab_size=manifest["vocab_size"],
-            embedding_dim=params.embedding_dim,
-            hidden_sizes=params.layer_widths(),
-            dropout=params.dropout,
-            embedding_dropout=params.embedding_dropout,
-            bidirectional=params.bidirectional,
-            pooling=params.pooling,
-            pad=manifest["pad"],
-            pad_id=manifest["pad_id"],
-        )
         started = time.perf_counter()
         model, history, summary, speed = train_model(
             Split.from_numpy(train_ids, train_labels, train_lengths, device),
             Split.from_numpy(*val, device),
-            config,
+            model_config(params, manifest),
             params,
         )
         test = Split.from_numpy(test_ids, test_labels, test_lengths, device)
-        _, probs = evaluate_split(model, test, config.pad, 512)
-        accuracy = float(((probs >= 0.5) == test_labels.astype(bool)).mean())
+        _, probs = evaluate_split(model, test, 512)
+        accuracy = float((labels_at(probs, params.threshold) == test_labels).mean())
         curve = [round(row["val_accuracy"], 4) for row in history]
         print(
             f"{spec} | val accuracy by validation {curve} | best val {summary['best_val_accuracy']:.4f} "

@@ -18,10 +18,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main, stage_params, write_json
-from pipeline.encode import validation_mask
-from pipeline.evaluate import classification_metrics
+from pipeline.cli import StageError, run_main, stage_params
+from pipeline.files import atomic_path, write_json
+from pipeline.metrics import classification_metrics
 from pipeline.params import BaselineParams
+from pipeline.shards import validation_mask
 
 RUN_NAME = "tfidf-logreg"
 
@@ -60,9 +61,7 @@ def read_tokens(split: str) -> tuple[list[list[str]], np.ndarray]:
 
 
 def main() -> None:
-    import mlflow
-
-    from pipeline.tracking import run_tags, use_experiment
+    from pipeline.tracking import log_baseline
 
     params, _ = stage_params(__doc__)
     train_tokens, train_labels = read_tokens("train")
@@ -71,7 +70,7 @@ def main() -> None:
         raise StageError("the train split has a single class: logistic regression needs both")
     vectorizer, classifier = fit_baseline(train_tokens, train_labels, params.baseline)
 
-    is_val = validation_mask(len(test_labels), params.encode)
+    is_val = validation_mask(len(test_labels), params.encode.val_fraction, params.encode.seed)
     probs = classifier.predict_proba(vectorizer.transform(test_tokens))[:, 1]
     result = {"vocabulary": len(vectorizer.vocabulary_)}
     for prefix, rows in (("val", is_val), ("test", ~is_val)):
@@ -84,11 +83,7 @@ def main() -> None:
     with atomic_path(paths.BASELINE_PREDICTIONS_FILE) as tmp:
         predictions.write_parquet(tmp)
 
-    use_experiment(params.mlflow.experiment)
-    with mlflow.start_run(run_name=RUN_NAME, tags={**run_tags(), "model_type": RUN_NAME}):
-        sections = ("data.", "clean.", "tokenize.", "encode.", "baseline.")
-        mlflow.log_params({k: v for k, v in params.flat().items() if k.startswith(sections)})
-        mlflow.log_metrics({k: v for k, v in result.items() if v is not None})
+    log_baseline(params, RUN_NAME, result)
     print(
         f"baseline (TF-IDF + logistic regression, {result['vocabulary']} features): "
         f"val accuracy {result['val_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}"

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import paths
-from pipeline.common import StageError, atomic_path, run_main, stage_params, write_json
+from pipeline.cli import StageError, run_main, stage_params
+from pipeline.files import atomic_path, write_json
 from pipeline.params import DataParams
 
 BLOCK_BYTES = 16 << 20  # decompressed bytes parsed at a time

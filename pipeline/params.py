@@ -76,6 +76,7 @@ class TrainParams:
     epochs: int = 4
     patience: int = 0  # stop after this many validations without a better val loss; 0: never
     grad_clip: float = 5.0
+    threshold: float = 0.5  # probability above which a review is positive: validation, evaluation and serving
     eval_every: int = 0  # validate every N steps; 0 validates once per epoch only
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -94,7 +95,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = 1024
-    threshold: float = 0.5
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     # accuracy by review length (kept tokens) in buckets cut at these lengths
     length_buckets: list[int] = field(default_factory=lambda: [25, 50, 100, 200])
 
@@ -226,7 +227,7 @@ def _check_ranges(p: Params) -> None:
         "data.max_reject_fraction": p.data.max_reject_fraction,
         "train.dropout": p.train.dropout,
         "train.embedding_dropout": p.train.embedding_dropout,
-        "evaluate.threshold": p.evaluate.threshold,
+        "train.threshold": p.train.threshold,
     }.items():
         if not 0.0 <= value <= 1.0:
             raise ParamsError(f"{key}: must be between 0 and 1, got {value}")

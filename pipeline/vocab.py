@@ -14,12 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import paths
-from pipeline.common import StageError, parquet_batches, read_json, run_main, stage_params, write_json
+from pipeline.cli import StageError, run_main, stage_params
+from pipeline.files import parquet_batches, write_json
 from pipeline.params import VocabParams
+from pipeline.text import PAD_ID, SPECIALS, UNK_ID
 
-PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
-SPECIALS = (PAD, UNK)
 BATCH_ROWS = 20_000
 
 
@@ -59,14 +58,6 @@ def vocab_metrics(counts: pl.DataFrame, vocab: list[str]) -> dict:
         # share of train-token occurrences that get a real id rather than <unk>
         "train_coverage": round(in_vocab / total, 6) if total else 0.0,
     }
-
-
-def load_vocab(path=paths.VOCAB_FILE) -> list[str]:
-    data = read_json(path)
-    tokens = data["tokens"]
-    if tokens[:2] != list(SPECIALS):
-        raise StageError(f"{path}: expected {PAD!r} and {UNK!r} as ids 0 and 1")
-    return tokens
 
 
 def main() -> None:

@@ -2,8 +2,9 @@ import polars as pl
 import pytest
 from nltk.tokenize import NLTKWordTokenizer
 
-from pipeline.clean import clean_text, tokenize, word_tokens
+from pipeline.clean import tokenize
 from pipeline.params import CleanParams, TokenizeParams
+from pipeline.text import clean_text, word_tokens
 from tests.conftest import shared_file
 
 

@@ -2,8 +2,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.encode import encode, load_split, pad_and_truncate, token_ids, validation_mask
-from pipeline.params import EncodeParams
+from pipeline.encode import encode
+from pipeline.params import CleanParams, EncodeParams, Params
+from pipeline.shards import load_split, validation_mask
+from pipeline.text import pad_and_truncate, token_ids
 
 VOCAB = ["<pad>", "<unk>", "good", "not", "bad"]
 
@@ -29,22 +31,21 @@ def test_unknown_tokens_get_the_unk_id_never_the_pad_id():
 )
 def test_padding_and_truncation_sides(truncate, pad, expected):
     ids = pl.Series([[2, 3], [2, 3, 4, 1, 2]], dtype=pl.List(pl.Int32))
-    matrix, lengths = pad_and_truncate(ids, EncodeParams(seq_len=4, truncate=truncate, pad=pad))
+    matrix, lengths = pad_and_truncate(ids, 4, truncate, pad)
     assert matrix.dtype == np.int32 and matrix.tolist() == expected
     assert lengths.tolist() == [2, 4]
 
 
 def test_empty_review_is_all_padding():
-    matrix, lengths = pad_and_truncate(pl.Series([[]], dtype=pl.List(pl.Int32)), EncodeParams(seq_len=3))
+    matrix, lengths = pad_and_truncate(pl.Series([[]], dtype=pl.List(pl.Int32)), 3, "keep_first", "left")
     assert matrix.tolist() == [[0, 0, 0]] and lengths.tolist() == [0]
 
 
 def test_validation_split_is_seeded_and_sized():
-    params = EncodeParams(val_fraction=0.3, seed=7)
-    mask = validation_mask(1000, params)
+    mask = validation_mask(1000, 0.3, 7)
     assert mask.sum() == 300
-    assert (validation_mask(1000, params) == mask).all()
-    assert not (validation_mask(1000, EncodeParams(val_fraction=0.3, seed=8)) == mask).all()
+    assert (validation_mask(1000, 0.3, 7) == mask).all()
+    assert not (validation_mask(1000, 0.3, 8) == mask).all()
 
 
 def test_encode_writes_shards_that_load_back(tmp_path):
@@ -59,7 +60,7 @@ def test_encode_writes_shards_that_load_back(tmp_path):
     )
     train.write_parquet(tokens_dir / "train.parquet")
     test.write_parquet(tokens_dir / "test.parquet")
-    params = EncodeParams(seq_len=3, shard_rows=2, val_fraction=0.5)
+    params = Params(encode=EncodeParams(seq_len=3, shard_rows=2, val_fraction=0.5), clean=CleanParams(lowercase=False))
     manifest = encode(tokens_dir, VOCAB, params, tmp_path / "shards")
 
     assert [len(manifest["splits"][s]["shards"]) for s in ("train", "val", "test")] == [3, 1, 1]
@@ -72,3 +73,7 @@ def test_encode_writes_shards_that_load_back(tmp_path):
     assert len(val_labels) == 2 and len(test_labels) == 2
     assert sorted([*val_labels, *test_labels]) == [0, 0, 1, 1]
     assert manifest["train_unk_fraction"] == 0.2  # "x" of 5 train tokens
+    # the settings that made the rows travel with them (to the model file, through train)
+    assert manifest["clean"]["lowercase"] is False and manifest["tokenize"] == {"level": "word"}
+    assert (manifest["seq_len"], manifest["truncate"], manifest["pad"]) == (3, "keep_first", "left")
+    assert (manifest["val_fraction"], manifest["seed"]) == (0.5, 42)

@@ -2,15 +2,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.evaluate import (
+from pipeline.metrics import (
     calibration_table,
     classification_metrics,
-    evaluate_predictions,
+    evaluation_report,
     expected_calibration_error,
     length_buckets,
     roc_points,
 )
-from pipeline.params import EvaluateParams
 
 
 def test_metrics_on_known_predictions():
@@ -69,12 +68,12 @@ def test_length_buckets_split_by_kept_length_and_leave_empty_buckets_null():
     assert buckets["accuracy"].to_list() == [0.5, 1.0, None, None, 0.5]
 
 
-def test_evaluate_predictions_gives_flat_metrics_and_every_plot_table():
+def test_evaluation_report_gives_flat_metrics_and_every_plot_table():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 300)
     probs = np.clip(labels * 0.6 + rng.random(300) * 0.4, 0, 1)
     lengths = rng.integers(1, 201, 300)
-    result, tables = evaluate_predictions(labels, probs, lengths, EvaluateParams())
+    result, tables = evaluation_report(labels, probs, lengths, 0.5, [25, 50, 100, 200])
     assert all(not isinstance(v, (dict, list)) for v in result.values())  # flat: dvc metrics diff shows each
     assert {"pr_auc", "ece", "accuracy_len_1_24", "accuracy_len_200_up"} <= set(result)
     assert set(tables) == {"confusion.csv", "calibration.csv", "length_buckets.csv", "roc.csv", "pr.csv"}
@@ -88,7 +87,7 @@ def test_report_figures_draw_every_plot():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 200)
     probs = np.clip(labels * 0.5 + rng.random(200) * 0.5, 0, 1)
-    result, tables = evaluate_predictions(labels, probs, rng.integers(1, 120, 200), EvaluateParams())
+    result, tables = evaluation_report(labels, probs, rng.integers(1, 120, 200), 0.5, [25, 50, 100, 200])
     history = pl.DataFrame(
         {"step": [10, 20], "train_loss": [0.6, 0.4], "val_loss": [0.5, 0.45], "val_accuracy": [0.7, 0.8]}
     )

@@ -4,7 +4,7 @@ import gzip
 import polars as pl
 import pytest
 
-from pipeline.common import StageError
+from pipeline.cli import StageError
 from pipeline.ingest import ingest, parse_lines
 from pipeline.params import DataParams
 

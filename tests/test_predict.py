@@ -1,22 +1,26 @@
-"""Raw text -> predictions: the same preprocessing as the pipeline, and the predict command."""
+"""Raw text -> predictions: the same preprocessing as the pipeline, one answer from the predict
+command, the MLflow model and evaluate, and the predict command's input handling."""
 
 import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
+from pipeline.artifact import save_model_file
+from pipeline.batching import Split
 from pipeline.clean import tokenize
-from pipeline.common import StageError
 from pipeline.encode import encode_batch
+from pipeline.evaluate import score_test_split
+from pipeline.inference import Predictor, evaluate_split
 from pipeline.model import LSTMClassifier, ModelConfig
-from pipeline.params import Params
-from pipeline.predict import TextClassifier, preprocessing_settings
-from pipeline.train import Split, evaluate_split, save_model
+from pipeline.params import EncodeParams, EvaluateParams, Params
+from pipeline.text import Preprocessing
 from tests.conftest import REPO
 
 TEXTS = [
@@ -30,12 +34,12 @@ VOCAB = ["<pad>", "<unk>", "great", "value", "!", ",", "works", "broke", "after"
          "not", "bad", "do", "n't", "buy", ":", "it", "'s", "fine", "(", ")", "``", "''", "a"]  # fmt: skip
 
 
-def make_model_file(path, params: Params | None = None, seq_len: int = 12, pad: str = "left"):
+def make_model_file(path, params: Params | None = None, seq_len: int = 12, pad: str = "left", threshold: float = 0.5):
     params = params or Params()
     torch.manual_seed(0)
     model = LSTMClassifier(ModelConfig(vocab_size=len(VOCAB), embedding_dim=8, hidden_sizes=(8,), pad=pad))
-    manifest = {"seq_len": seq_len, "truncate": "keep_last", "pad": pad}
-    save_model(model, path, vocab=VOCAB, preprocessing=preprocessing_settings(params, manifest))
+    preprocessing = Preprocessing(params.clean, params.tokenize, seq_len, "keep_last", pad)
+    save_model_file(path, model, VOCAB, preprocessing, threshold)
     return model
 
 
@@ -43,15 +47,14 @@ def make_model_file(path, params: Params | None = None, seq_len: int = 12, pad: 
 def test_raw_text_becomes_the_ids_the_clean_and_encode_stages_make(tmp_path, level):
     params = replace(Params(), tokenize=replace(Params().tokenize, level=level))
     make_model_file(tmp_path / "model.pt", params)
-    classifier = TextClassifier.from_file(tmp_path / "model.pt")
-    ids, lengths = classifier.encode_texts(TEXTS)
+    ids, lengths = Predictor.from_path(tmp_path / "model.pt").encode(TEXTS)
 
-    # the pipeline's path: ingest strips each line, clean tokenizes, encode maps and pads
-    # ingest strips each line, and a line holds no line break: the pipeline saw such text so
+    # the pipeline's path: ingest strips each line, and a line holds no line break (the pipeline
+    # saw such text so); clean tokenizes, encode maps and pads
     as_ingested = [" ".join(text.splitlines()).strip() for text in TEXTS]
     reviews = pl.DataFrame({"label": [1] * len(TEXTS), "text": as_ingested})
     tokens = tokenize(reviews, params.clean, params.tokenize)
-    expected = encode_batch(tokens, VOCAB, classifier.encode)
+    expected = encode_batch(tokens, VOCAB, EncodeParams(seq_len=12, truncate="keep_last", pad="left"))
     np.testing.assert_array_equal(ids, expected["ids"])
     np.testing.assert_array_equal(lengths, expected["lengths"])
     if level == "word":
@@ -61,19 +64,57 @@ def test_raw_text_becomes_the_ids_the_clean_and_encode_stages_make(tmp_path, lev
 
 def test_probabilities_match_scoring_the_encoded_split(tmp_path):
     model = make_model_file(tmp_path / "model.pt", pad="right")
-    classifier = TextClassifier.from_file(tmp_path / "model.pt")
-    probs = classifier.predict_proba(TEXTS)
-    ids, lengths = classifier.encode_texts(TEXTS)
+    predictor = Predictor.from_path(tmp_path / "model.pt")
+    probs = predictor.probabilities(TEXTS)
+    ids, lengths = predictor.encode(TEXTS)
     split = Split.from_numpy(ids, np.zeros(len(TEXTS), np.int8), lengths, torch.device("cpu"))
-    _, expected = evaluate_split(model.eval(), split, "right", batch_size=3)
+    _, expected = evaluate_split(model.eval(), split, batch_size=3)
     np.testing.assert_allclose(probs, expected, atol=1e-6)
     assert probs.shape == (5,) and len(np.unique(probs)) == 5
 
 
-def test_a_model_file_without_vocabulary_is_a_clear_error(tmp_path):
-    save_model(LSTMClassifier(ModelConfig(vocab_size=5)), tmp_path / "old.pt")
-    with pytest.raises(StageError, match="no vocabulary"):
-        TextClassifier.from_file(tmp_path / "old.pt")
+def pyfunc_predictions(model_path: Path, tmp_path: Path, texts: list[str]) -> dict:
+    """The MLflow model as evaluate logs it (models from code, the package as its code), saved
+    to a folder and loaded back."""
+    import mlflow
+    import pandas as pd
+
+    saved = tmp_path / "pyfunc"
+    mlflow.pyfunc.save_model(
+        saved,
+        python_model=str(REPO / "pipeline" / "mlflow_model.py"),
+        artifacts={"model": str(model_path)},
+        code_paths=[str(REPO / "pipeline")],
+        pip_requirements=[],
+    )
+    return mlflow.pyfunc.load_model(str(saved)).predict(pd.DataFrame({"text": texts})).to_dict(orient="list")
+
+
+def test_predict_the_mlflow_model_and_evaluate_agree_at_the_model_files_threshold(tmp_path):
+    model_path = tmp_path / "model.pt"
+    make_model_file(model_path)
+    probs = Predictor.from_path(model_path).probabilities(TEXTS)
+    threshold = float(np.median(probs))  # some reviews on each side, and not the default 0.5
+    make_model_file(model_path, threshold=threshold)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "params.yaml").write_text("train:\n  threshold: 0.999\n")  # must not be read
+
+    out = predict("--model", str(model_path), "--json", *TEXTS, cwd=elsewhere)
+    assert out.returncode == 0, out.stderr
+    by_command = [json.loads(line) for line in out.stdout.splitlines()]
+    by_pyfunc = pyfunc_predictions(model_path, tmp_path, TEXTS)
+    model_file = Predictor.from_path(model_path).file
+    ids, lengths = model_file.preprocessing.encode(TEXTS, model_file.vocab)
+    by_evaluate = score_test_split(model_file, ids, np.zeros(len(TEXTS), np.int8), lengths, EvaluateParams())
+
+    expected_labels = [int(p >= threshold) for p in probs]
+    assert 0 < sum(expected_labels) < len(TEXTS)
+    assert [row["label"] for row in by_command] == by_pyfunc["label"] == expected_labels
+    assert [row["sentiment"] for row in by_command] == by_pyfunc["sentiment"]
+    np.testing.assert_allclose([row["probability"] for row in by_command], probs, atol=1e-6)
+    np.testing.assert_allclose(by_pyfunc["probability"], probs, atol=1e-6)
+    np.testing.assert_allclose(by_evaluate, probs, atol=1e-6)
 
 
 def predict(*args, stdin=None, cwd=None):
@@ -88,7 +129,7 @@ def predict(*args, stdin=None, cwd=None):
 
 def test_predict_command_scores_arguments_files_and_stdin(tmp_path):
     make_model_file(tmp_path / "model.pt")
-    expected = TextClassifier.from_file(tmp_path / "model.pt").predict_proba(TEXTS[:2])
+    expected = Predictor.from_path(tmp_path / "model.pt").probabilities(TEXTS[:2])
 
     out = predict("--model", str(tmp_path / "model.pt"), "--json", *TEXTS[:2])
     assert out.returncode == 0, out.stderr

@@ -5,23 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.common import StageError
+from pipeline.batching import Split, batch_to_device, epoch_batches, keep_ids_on_host, trim_batch
+from pipeline.checkpoint import fingerprint
+from pipeline.cli import StageError
+from pipeline.devices import autocast_dtype, first_working_autocast
+from pipeline.inference import evaluate_split
 from pipeline.model import ModelConfig
 from pipeline.params import TrainParams
-from pipeline.train import (
-    Split,
-    _make_scheduler,
-    autocast_dtype,
-    batch_to_device,
-    checkpoint_fingerprint,
-    epoch_batches,
-    evaluate_split,
-    keep_ids_on_host,
-    load_model,
-    save_model,
-    train_model,
-    trim_batch,
-)
+from pipeline.train import make_scheduler, train_model
 
 
 def negation_task(rows: int, seed: int):
@@ -106,8 +97,8 @@ def test_ids_kept_on_the_host_train_exactly_as_ids_on_the_device():
     for name, tensor in on_device[0].state_dict().items():
         assert torch.equal(on_host[0].state_dict()[name], tensor), name
     share = np.arange(1, 64, 2)  # a process's share of the validation rows under torchrun
-    host_loss, host_probs = evaluate_split(on_host[0], host_val.rows(share), "left", 5)
-    device_loss, device_probs = evaluate_split(on_device[0], val.rows(share), "left", 5)
+    host_loss, host_probs = evaluate_split(on_host[0], host_val.share(1, 2), 5)
+    device_loss, device_probs = evaluate_split(on_device[0], val.rows(share), 5)
     assert host_loss == device_loss and np.array_equal(host_probs, device_probs) and len(host_probs) == 32
 
 
@@ -129,9 +120,9 @@ def test_data_placement_auto_keeps_ids_on_the_gpu_only_when_they_take_at_most_ha
 
 def test_a_checkpoint_resumes_after_changing_only_where_the_data_lives():
     params, manifest = TrainParams(), {"vocab_size": 10}
-    same = checkpoint_fingerprint(replace(params, data_placement="host", resume=True), manifest)
-    assert checkpoint_fingerprint(params, manifest) == same
-    assert checkpoint_fingerprint(replace(params, lr=0.1), manifest) != same
+    same = fingerprint(replace(params, data_placement="host", resume=True), manifest)
+    assert fingerprint(params, manifest) == same
+    assert fingerprint(replace(params, lr=0.1), manifest) != same
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
@@ -159,7 +150,9 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
         assert torch.equal(model.state_dict()[name], tensor), name
 
     # a checkpoint written with other params or data is not resumed: training starts over
-    fresh = train_model(train, val, config, replace(params, resume=True), checkpoint=checkpoint, fingerprint="other")
+    fresh = train_model(
+        train, val, config, replace(params, resume=True), checkpoint=checkpoint, checkpoint_fingerprint="other"
+    )
     assert fresh[1] == full_history
 
 
@@ -179,7 +172,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero():
 
 def test_plateau_schedule_halves_the_learning_rate_when_validation_stalls():
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    scheduler = _make_scheduler(optimizer, TrainParams(lr_schedule="plateau"), total_steps=10)
+    scheduler = make_scheduler(optimizer, TrainParams(lr_schedule="plateau"), total_steps=10)
     for val_loss in (1.0, 0.9, 0.95):
         scheduler.step(val_loss)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
@@ -190,18 +183,6 @@ def test_precision_on_a_cpu_is_fp32_and_low_precision_asks_for_a_gpu():
     assert autocast_dtype("fp32", torch.device("cpu")) is None
     with pytest.raises(StageError, match="needs a CUDA device"):
         autocast_dtype("bf16", torch.device("cpu"))
-
-
-def test_saved_model_loads_with_weights_only_and_predicts_the_same(tmp_path):
-    from pipeline.model import LSTMClassifier
-
-    model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,), bidirectional=True)).eval()
-    save_model(model, tmp_path / "model.pt")
-    payload = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert payload["config"]["bidirectional"] is True
-    loaded = load_model(tmp_path / "model.pt")
-    ids = torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8]])
-    torch.testing.assert_close(loaded(ids), model(ids))
 
 
 def test_divergence_is_a_clear_error():
@@ -251,7 +232,7 @@ def test_evaluate_split_scores_in_length_order_but_returns_rows_in_their_own_ord
 
     ids, labels, lengths = negation_task(50, 3)
     model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))).eval()
-    loss, probs = evaluate_split(model, Split.from_numpy(ids, labels, lengths, torch.device("cpu")), "left", 7)
+    loss, probs = evaluate_split(model, Split.from_numpy(ids, labels, lengths, torch.device("cpu")), 7)
     with torch.no_grad():
         logits = model(torch.from_numpy(ids))
     np.testing.assert_allclose(probs, torch.sigmoid(logits).numpy(), atol=1e-6)
@@ -274,8 +255,6 @@ class FailsUnder(torch.nn.Module):
 
 
 def test_auto_precision_falls_back_when_a_dtype_does_not_run(capsys):
-    from pipeline.train import first_working_autocast
-
     ids, cpu = torch.ones(2, 3, dtype=torch.long), torch.device("cpu")
     assert first_working_autocast(FailsUnder(), ids, cpu, torch.bfloat16) is torch.bfloat16
     assert first_working_autocast(FailsUnder(torch.bfloat16), ids, cpu, torch.bfloat16) is torch.float16

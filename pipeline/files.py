@@ -1,25 +1,19 @@
-"""Small helpers every stage shares: atomic outputs, JSON metrics, clean CLI errors."""
+"""Reading and writing the pipeline's files: atomic outputs, JSON, hashes, Parquet in batches."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
 import os
 import shutil
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.params import PARAMS_FILE, Params, ParamsError, load_params
-
-
-class StageError(Exception):
-    """Bad input or state a user can fix; printed as one line, exit status 1."""
+from pipeline.cli import StageError
 
 
 def parquet_batches(path: str | Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -76,35 +70,3 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def repo_root() -> Path:
-    """The project root: ``DVC_ROOT`` when DVC runs us (also in ``dvc exp run --temp``),
-    else the nearest folder upwards holding ``dvc.yaml``, else the working directory."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if (folder / "dvc.yaml").exists():
-            return folder
-    return cwd
-
-
-def stage_params(description: str) -> tuple[Params, Path]:
-    """Parse a stage's command line (``--help``, ``--params``); return the params and their file."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE), help="params file (default: params.yaml)")
-    path = parser.parse_args().params
-    return load_params(path), path
-
-
-def run_main(main: Callable[[], None]) -> None:
-    """Run a stage's ``main()``; known errors become one line on stderr and exit 1."""
-    try:
-        main()
-    except (StageError, ParamsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)

@@ -1,0 +1,90 @@
+"""The model file (``models/model.pt``): everything that turns raw text into a prediction.
+
+A dict of plain tensors and primitives (it loads with ``torch.load(..., weights_only=True)``):
+``format_version``; ``model``, the config that rebuilds the network (pipeline.model), less the
+padding side, which is the preprocessing's; ``weights``; ``vocab``, the tokens by id;
+``preprocessing`` (pipeline.text.Preprocessing: cleaning, tokenizing, ``seq_len``, truncation,
+padding, as the shards were made); ``threshold``, the probability from which a review is positive.
+Predict, the MLflow model and evaluate read only this file, never params.yaml.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pipeline.cli import StageError
+from pipeline.files import atomic_path
+from pipeline.model import LSTMClassifier, ModelConfig
+from pipeline.text import Preprocessing
+
+FORMAT_VERSION = 2  # 1: the unversioned files written before, with the padding side stored twice
+RETRAIN = "re-run the train stage: dvc repro train"
+
+
+@dataclass
+class ModelFile:
+    config: ModelConfig
+    weights: dict[str, torch.Tensor]
+    vocab: list[str]
+    preprocessing: Preprocessing
+    threshold: float
+
+    def build(self, device: str | torch.device = "cpu") -> LSTMClassifier:
+        """The network with these weights, on ``device``, in eval mode."""
+        model = LSTMClassifier(self.config)
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+
+def save_model_file(
+    path: str | Path, model: LSTMClassifier, vocab: list[str], preprocessing: Preprocessing, threshold: float
+) -> None:
+    config = model.config.to_dict()
+    if config.pop("pad") != preprocessing.pad:
+        raise ValueError(f"the model pads on the {model.config.pad}, the preprocessing on the {preprocessing.pad}")
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model": config,
+        "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocab": list(vocab),
+        "preprocessing": preprocessing.to_dict(),
+        "threshold": float(threshold),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model_file(path: str | Path) -> ModelFile:
+    """The model file at ``path``; a file that is missing, unreadable, from an older or newer
+    version, or not a model at all stops with one line saying what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: not found (run the train stage first: dvc repro train)")
+    try:
+        with warnings.catch_warnings():  # about the file's pickle protocol, before refusing it or not
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a truncated zip, random bytes, a pickle holding code: PyTorch raises several types
+        raise StageError(f"{path}: not a readable model file (truncated or corrupt?): {RETRAIN}") from None
+    version = payload.get("format_version") if isinstance(payload, dict) else None
+    if version is None:
+        if isinstance(payload, dict) and {"config", "state_dict"} <= payload.keys():
+            raise StageError(f"{path}: a model file from an older version of this pipeline: {RETRAIN}")
+        raise StageError(f"{path}: not a model file written by the train stage (for a model: {RETRAIN})")
+    if version != FORMAT_VERSION:
+        raise StageError(
+            f"{path}: model file format {version}, but this code reads format {FORMAT_VERSION}: "
+            f"use the version of lstm-sentiment that wrote it, or {RETRAIN}"
+        )
+    preprocessing = Preprocessing.from_dict(payload["preprocessing"])
+    return ModelFile(
+        config=ModelConfig(**payload["model"], pad=preprocessing.pad),
+        weights=payload["weights"],
+        vocab=payload["vocab"],
+        preprocessing=preprocessing,
+        threshold=payload["threshold"],
+    )

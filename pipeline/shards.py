@@ -1,0 +1,104 @@
+"""The encode stage's output format: NumPy shards per split plus ``manifest.json``.
+
+``shards/{train,val,test}/{ids,labels,lengths}-NNNNN.npy``: ids int32 ``[rows, seq_len]``, labels
+int8, lengths int32 (real ids kept per row). The manifest lists the shards and records the
+settings that made them (cleaning, tokenizing, ``seq_len``, truncation, padding, the validation
+split), so later stages and the model file read them from the data, never from params.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cli import StageError
+from pipeline.files import read_json
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+
+
+def validation_mask(rows: int, val_fraction: float, seed: int) -> np.ndarray:
+    """True for the rows of the test file that become the validation split (seeded); the rest
+    are the test split. The encode and baseline stages cut the test file with it."""
+    chosen = np.random.default_rng(seed).permutation(rows)[: round(rows * val_fraction)]
+    mask = np.zeros(rows, dtype=bool)
+    mask[chosen] = True
+    return mask
+
+
+@dataclass
+class ShardWriter:
+    """Buffers encoded rows of one split and writes ``shard_rows``-row ``.npy`` shards."""
+
+    root: Path
+    split: str
+    seq_len: int
+    shard_rows: int
+    rows: int = 0
+    positive: int = 0
+    shards: list[dict] = field(default_factory=list)
+    _pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(self, ids: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> None:
+        self._pending.append((ids, labels, lengths))
+        self.rows += len(labels)
+        self.positive += int(labels.sum())
+        while sum(len(part[1]) for part in self._pending) >= self.shard_rows:
+            self._write(self.shard_rows)
+
+    def close(self) -> dict:
+        """Write what is left; return this split's entry of the manifest."""
+        pending = sum(len(part[1]) for part in self._pending)
+        if pending or not self.shards:  # an empty split still gets one (empty) shard
+            self._write(pending)
+        return {
+            "rows": self.rows,
+            "positive_fraction": round(self.positive / max(self.rows, 1), 6),
+            "shards": self.shards,
+        }
+
+    def _write(self, rows: int) -> None:
+        ids, labels, lengths = (
+            np.concatenate(parts)
+            for parts in zip(
+                (np.zeros((0, self.seq_len), np.int32), np.zeros(0, np.int8), np.zeros(0, np.int32)),
+                *self._pending,
+                strict=True,
+            )
+        )
+        self._pending = [(ids[rows:], labels[rows:], lengths[rows:])]
+        entry = {"rows": rows}
+        (self.root / self.split).mkdir(parents=True, exist_ok=True)
+        for name, array in (("ids", ids[:rows]), ("labels", labels[:rows]), ("lengths", lengths[:rows])):
+            relative = f"{self.split}/{name}-{len(self.shards):05d}.npy"
+            np.save(self.root / relative, np.ascontiguousarray(array), allow_pickle=False)
+            entry[name] = relative
+        self.shards.append(entry)
+
+
+def read_manifest(shards_dir: Path) -> dict:
+    return read_json(shards_dir / MANIFEST)
+
+
+def load_split(shards_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """``(ids, labels, lengths, manifest)`` of one split, shards concatenated."""
+    manifest = read_manifest(shards_dir)
+    if split not in manifest["splits"]:
+        raise StageError(f"{shards_dir}/{MANIFEST}: no split {split!r}")
+    shards = manifest["splits"][split]["shards"]
+    parts = {
+        name: np.concatenate([np.load(shards_dir / shard[name], allow_pickle=False) for shard in shards])
+        for name in ("ids", "labels", "lengths")
+    }
+    ids = parts["ids"].reshape(-1, manifest["seq_len"])
+    return ids, parts["labels"], parts["lengths"], manifest
+
+
+def rows_of_test_split(manifest: dict) -> np.ndarray:
+    """Row numbers in the test reviews file (data/interim/reviews/test.parquet) of the test
+    split's rows, in shard order."""
+    rows = manifest["splits"]["val"]["rows"] + manifest["splits"]["test"]["rows"]
+    return np.flatnonzero(~validation_mask(rows, manifest["val_fraction"], manifest["seed"]))

@@ -1,0 +1,92 @@
+"""The model file: what it holds, and one clear line for every file it is not."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pipeline.artifact import FORMAT_VERSION, load_model_file, save_model_file
+from pipeline.cli import StageError
+from pipeline.model import LSTMClassifier, ModelConfig
+from pipeline.params import CleanParams, TokenizeParams
+from pipeline.text import Preprocessing
+from tests.conftest import REPO
+
+VOCAB = ["<pad>", "<unk>", "good", "bad", "not", "a", "b", "c", "d", "e"]
+PREPROCESSING = Preprocessing(CleanParams(lowercase=False), TokenizeParams(), 4, "keep_last", "right")
+RETRAIN = "re-run the train stage: dvc repro train"
+
+
+def saved_model(path):
+    config = ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,), bidirectional=True, pad="right")
+    model = LSTMClassifier(config).eval()
+    save_model_file(path, model, VOCAB, PREPROCESSING, threshold=0.3)
+    return model
+
+
+def test_the_model_file_loads_with_weights_only_and_predicts_the_same(tmp_path):
+    model = saved_model(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert payload["format_version"] == FORMAT_VERSION
+    assert "pad" not in payload["model"] and payload["preprocessing"]["pad"] == "right"  # stored once
+    loaded = load_model_file(tmp_path / "model.pt")
+    assert loaded.vocab == VOCAB and loaded.preprocessing == PREPROCESSING and loaded.threshold == 0.3
+    assert loaded.config == model.config
+    ids = torch.tensor([[2, 3, 4, 0], [5, 6, 7, 8]])
+    torch.testing.assert_close(loaded.build()(ids), model(ids))
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch ran-code",))
+
+
+def write_bad_files(tmp_path):
+    saved_model(tmp_path / "model.pt")
+    whole = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "random.pt").write_bytes(os.urandom(4096))
+    (tmp_path / "code.pt").write_bytes(pickle.dumps(RunsCode()))
+    torch.save({"config": {"vocab_size": 10}, "state_dict": {}}, tmp_path / "old.pt")
+    torch.save({"format_version": FORMAT_VERSION + 1}, tmp_path / "newer.pt")
+    torch.save({"fingerprint": "x", "state": {}}, tmp_path / "checkpoint.pt")
+
+
+BAD_FILES = {
+    "missing.pt": "missing.pt: not found (run the train stage first: dvc repro train)",
+    "truncated.pt": f"truncated.pt: not a readable model file (truncated or corrupt?): {RETRAIN}",
+    "random.pt": f"random.pt: not a readable model file (truncated or corrupt?): {RETRAIN}",
+    "code.pt": f"code.pt: not a readable model file (truncated or corrupt?): {RETRAIN}",
+    "old.pt": f"old.pt: a model file from an older version of this pipeline: {RETRAIN}",
+    "newer.pt": f"newer.pt: model file format {FORMAT_VERSION + 1}, but this code reads format {FORMAT_VERSION}: "
+    f"use the version of lstm-sentiment that wrote it, or {RETRAIN}",
+    "checkpoint.pt": f"checkpoint.pt: not a model file written by the train stage (for a model: {RETRAIN})",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_a_file_that_is_not_a_current_model_is_one_line_saying_what_to_do(tmp_path, name, monkeypatch):
+    write_bad_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StageError) as error:
+        load_model_file(name)
+    assert str(error.value) == BAD_FILES[name]
+    assert not (tmp_path / "ran-code").exists()  # weights_only never ran the pickle's code
+
+
+def test_the_predict_command_shows_that_line_and_no_traceback(tmp_path):
+    write_bad_files(tmp_path)
+    for name in ("truncated.pt", "code.pt", "old.pt"):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.predict", "--model", name, "fine"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1
+        assert result.stderr == f"error: {BAD_FILES[name]}\n"  # not PyTorch's advice to load unsafely
+    assert not (tmp_path / "ran-code").exists()
