@@ -15,6 +15,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pipeline.cli import StageError
@@ -40,15 +41,16 @@ class TrainState:
     epoch_shuffle: torch.Tensor | None = None  # the batch shuffler's state when the current epoch began
 
 
-def fingerprint(params: TrainParams, manifest: dict) -> str:
+def fingerprint(params: TrainParams, manifest: dict, pretrained: np.ndarray | None = None) -> str:
     """What a checkpoint must have been written with to be resumed: every train param except
     ``resume`` itself and ``data_placement`` (where the ids live does not change a step), the
-    same shards and this checkpoint layout."""
+    same shards and pretrained vectors, and this checkpoint layout."""
     ignored = ("resume", "data_placement")
     described = {
         "format": FORMAT_VERSION,
         "train": {k: v for k, v in asdict(params).items() if k not in ignored},
         "shards": manifest,
+        "pretrained": None if pretrained is None else hashlib.sha256(pretrained.tobytes()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 

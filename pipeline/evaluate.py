@@ -8,7 +8,7 @@ keys in ``metrics/eval.json``. Plot data for ``dvc plots show`` under ``plots/``
 ``length_buckets.csv``. Every test review's probability is kept in
 ``data/predictions/test.parquet``.
 
-On the MLflow run that trained this very model file (pipeline.tracking.log_evaluation) it logs
+On the MLflow run that trained this very model file (pipeline.evaluation_log) it logs
 the metrics as ``test_*``, the report as PNG figures, the test shards as a dataset, and the
 raw-text pyfunc model (pipeline.mlflow_model), registered as ``mlflow.registered_model`` after
 checking that it scores raw test reviews as the shards do.
@@ -93,8 +93,8 @@ def main() -> None:
 
 
 def log_report(params: Params, result: dict, tables: dict, example_texts: list[str], manifest: dict) -> None:
+    from pipeline.evaluation_log import log_evaluation
     from pipeline.figures import report_figures
-    from pipeline.tracking import log_evaluation
 
     history_file = paths.PLOTS_DIR / "training.csv"
     history = pl.read_csv(history_file) if history_file.exists() else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -136,6 +137,17 @@ def lstm_from_scratch(
         h = output_gate * torch.tanh(c)
         outputs.append(h)
     return torch.stack(outputs, dim=1)
+
+
+def start_embedding(model: LSTMClassifier, vectors: np.ndarray) -> None:
+    """Copy pretrained vectors (``[vocab size, embedding_dim]``, NaN rows for tokens without one)
+    into the embedding, rescaled to the spread of its random start (N(0, 1)): pretrained vectors
+    are much smaller, and the LSTM's gates expect inputs of that size. Rows without a vector keep
+    their random start."""
+    known = np.flatnonzero(~np.isnan(vectors[:, 0]))
+    with torch.no_grad():
+        weight = model.embedding.weight
+        weight[torch.from_numpy(known)] = torch.from_numpy(vectors[known] / vectors[known].std()).to(weight.device)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -61,8 +61,20 @@ class EncodeParams:
 
 
 @dataclass(frozen=True)
+class PretrainParams:
+    method: Literal["skipgram", "cbow"] = "skipgram"  # word2vec's two models
+    vector_size: int = 64  # must equal train.embedding_dim for train.init: word2vec
+    window: int = 5  # context words on each side
+    negative: int = 5  # negative samples per positive one
+    epochs: int = 5
+    seed: int = 42
+    workers: int = 1  # threads; more is faster, but the vectors are then not the same bytes on every run
+
+
+@dataclass(frozen=True)
 class TrainParams:
     embedding_dim: int = 64
+    init: Literal["random", "word2vec"] = "random"  # the embedding's start: random, or the pretrain stage's vectors
     hidden_size: int | list[int] = 64  # one width for every layer, or one per layer: [128, 64]
     num_layers: int = 1
     dropout: float = 0.2
@@ -122,6 +134,7 @@ class Params:
     tokenize: TokenizeParams = field(default_factory=TokenizeParams)
     vocab: VocabParams = field(default_factory=VocabParams)
     encode: EncodeParams = field(default_factory=EncodeParams)
+    pretrain: PretrainParams = field(default_factory=PretrainParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     baseline: BaselineParams = field(default_factory=BaselineParams)
@@ -205,11 +218,17 @@ def _check_ranges(p: Params) -> None:
         "vocab.min_freq": p.vocab.min_freq,
         "encode.seq_len": p.encode.seq_len,
         "encode.shard_rows": p.encode.shard_rows,
+        "pretrain.vector_size": p.pretrain.vector_size,
+        "pretrain.window": p.pretrain.window,
+        "pretrain.negative": p.pretrain.negative,
+        "pretrain.epochs": p.pretrain.epochs,
+        "pretrain.workers": p.pretrain.workers,
         "train.embedding_dim": p.train.embedding_dim,
         "train.num_layers": p.train.num_layers,
         "train.batch_size": p.train.batch_size,
         "train.epochs": p.train.epochs,
         "train.lr": p.train.lr,
+        "train.grad_clip": p.train.grad_clip,  # clip_grad_norm_ with a negative norm reverses every gradient
         "evaluate.batch_size": p.evaluate.batch_size,
         "baseline.ngram_max": p.baseline.ngram_max,
         "baseline.min_df": p.baseline.min_df,
@@ -225,12 +244,19 @@ def _check_ranges(p: Params) -> None:
         raise ParamsError(f"vocab.max_size: must be >= 3 (it counts <pad> and <unk>), got {p.vocab.max_size}")
     for key, value in {
         "data.max_reject_fraction": p.data.max_reject_fraction,
-        "train.dropout": p.train.dropout,
-        "train.embedding_dropout": p.train.embedding_dropout,
         "train.threshold": p.train.threshold,
     }.items():
         if not 0.0 <= value <= 1.0:
             raise ParamsError(f"{key}: must be between 0 and 1, got {value}")
+    for key, value in {"train.dropout": p.train.dropout, "train.embedding_dropout": p.train.embedding_dropout}.items():
+        if not 0.0 <= value < 1.0:  # 1.0 drops every value: nothing is learned
+            raise ParamsError(f"{key}: must be at least 0 and below 1, got {value}")
+    for key, value in {
+        "mlflow.experiment": p.mlflow.experiment,
+        "mlflow.registered_model": p.mlflow.registered_model,
+    }.items():
+        if value is not None and not value.strip():
+            raise ParamsError(f"{key}: must not be empty" + (" (null: do not register)" if "registered" in key else ""))
     edges = p.evaluate.length_buckets
     if any(edge <= 1 for edge in edges) or edges != sorted(set(edges)):
         raise ParamsError(f"evaluate.length_buckets: must be increasing lengths > 1, got {edges}")

@@ -8,8 +8,11 @@ REVIEWS_DIR = Path("data/interim/reviews")  # ingest: {train,test}.parquet, reje
 TOKENS_DIR = Path("data/interim/tokens")  # clean: {train,test}.parquet
 VOCAB_FILE = Path("data/processed/vocab.json")
 SHARDS_DIR = Path("data/processed/shards")  # encode: {train,val,test}/ + manifest.json
+PRETRAINED_DIR = Path("data/processed/pretrained")  # pretrain: word2vec.npy, word2vec_known.npy
 MODEL_FILE = Path("models/model.pt")
 CHECKPOINT_FILE = Path("models/checkpoint.pt")  # train: for train.resume; not a DVC output
+RUN_ID_FILE = Path("models/mlflow-run.json")  # train: its MLflow run, for evaluate; not a DVC output
+PENDING_DIR = Path("models/mlflow-pending")  # train: what MLflow did not take (pipeline.training_log)
 PREDICTIONS_FILE = Path("data/predictions/test.parquet")  # evaluate: per test review
 BASELINE_PREDICTIONS_FILE = Path("data/predictions/baseline.parquet")  # baseline: per val/test review
 

@@ -1,18 +1,21 @@
-"""Every MLflow call of the pipeline: the store, the training run, the evaluation and the model.
+"""The MLflow store every stage uses: where it is, failing fast and in one line, run tags.
 
 The store defaults to ``sqlite:///<repo root>/mlflow.db`` with artifacts in ``<repo root>/mlruns``.
 The root comes from ``DVC_ROOT`` when DVC runs the stage, so ``dvc exp run --temp`` and
 ``--queue`` (which run in a temporary copy) log to the same store as ``dvc repro``.
-``MLFLOW_TRACKING_URI`` overrides it (a team server, for instance). Train opens one run per
-training (:func:`training_run`); evaluate adds the test metrics, the report's figures and the
-raw-text model to the run that trained the model file it evaluated, found by the file's sha256
-(:func:`log_evaluation`); baseline logs its own run (:func:`log_baseline`).
+``MLFLOW_TRACKING_URI`` overrides it (a team server, for instance). A store that cannot be
+reached, read or written stops a stage within seconds with one line. The training's run is
+pipeline.training_log's; evaluate's logging is pipeline.evaluation_log's; the baseline logs its
+own run here (:func:`log_baseline`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
+import socket
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -20,12 +23,76 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import paths
-from pipeline.files import sha256_file
+from pipeline.cli import StageError
 from pipeline.params import Params
 
 MODEL_HASH_TAG = "model_sha256"
+HOST_TAG, PID_TAG = "process.host", "process.pid"
 DATASET_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+# MLflow's HTTP client retries a dead server for minutes by default; inside quick_requests() a call
+# gives up after one retry and a 10 s timeout
+QUICK_REQUESTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+# loggers that print a whole traceback for a store error before raising it; inside
+# quick_requests() the caller reports the error itself, in one line
+QUIET_LOGGERS = ("mlflow.store.db.utils", "mlflow.utils.rest_utils", "urllib3.connectionpool")
+
+
+@contextlib.contextmanager
+def quick_requests() -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in QUICK_REQUESTS}
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    os.environ.update(QUICK_REQUESTS)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong, in a few words (MLflow's and SQLAlchemy's messages run over many lines)."""
+    text = str(error)
+    if "Connection refused" in text or "Failed to establish a new connection" in text:
+        return "nothing answers there (connection refused)"
+    if "timed out" in text.lower():
+        return "it does not answer (timed out)"
+    if "Connection aborted" in text or "RemoteDisconnected" in text or "Connection reset" in text:
+        return "the connection broke"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    database = [match[1] for line in lines if (match := re.match(r"\((?:\w+\.)*\w*Error\) (.+)", line))]
+    first = database[0] if database else lines[0] if lines else type(error).__name__
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Whatever the store raises inside becomes one line naming it (run_main prints it)."""
+    try:
+        yield
+    except StageError:
+        raise
+    except Exception as error:
+        raise store_error(error) from None
+
+
+def store_error(error: BaseException) -> StageError:
+    return StageError(
+        f"MLflow tracking store {mlflow.get_tracking_uri()} is not usable: {describe(error)} "
+        "(start or repair it, or set MLFLOW_TRACKING_URI to another store)"
+    )
 
 
 def repo_root() -> Path:
@@ -47,20 +114,52 @@ def tracking_uri(root: Path | None = None) -> str:
 
 
 def use_experiment(name: str) -> str:
-    """Point MLflow at our store and experiment (created with an absolute artifact root)."""
+    """Point MLflow at our store and experiment (created with an absolute artifact root). A store
+    that cannot be reached or read stops the stage here, within seconds, with one line."""
     root = repo_root()
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        # An explicit absolute artifact root: the default is relative to the working
-        # directory, which for `dvc exp run --temp` is a temporary copy that disappears.
-        artifacts = (root / "mlruns").as_uri() if uri.startswith("sqlite:") else None
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
-    else:
-        experiment_id = experiment.experiment_id
-    mlflow.set_experiment(experiment_id=experiment_id)
+    with one_line_errors(), quick_requests():
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            # An explicit absolute artifact root: the default is relative to the working
+            # directory, which for `dvc exp run --temp` is a temporary copy that disappears.
+            artifacts = (root / "mlruns").as_uri() if uri.startswith("sqlite:") else None
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
+        else:
+            experiment_id = experiment.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)
+        fail_dead_runs(experiment_id)
     return experiment_id
+
+
+def process_tags() -> dict[str, str]:
+    """Which process runs a run, so that a later stage can tell when it died."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def fail_dead_runs(experiment_id: str) -> None:
+    """Mark FAILED the runs still RUNNING whose process, on this machine, is gone (killed, or
+    the machine restarted): MLflow would show them running forever."""
+    client = mlflow.MlflowClient()
+    running = client.search_runs(
+        [experiment_id], f"attributes.status = 'RUNNING' and tags.{HOST_TAG} = '{socket.gethostname()}'"
+    )
+    for run in running:
+        pid = int(run.data.tags.get(PID_TAG, "0"))
+        if pid and not process_alive(pid):
+            client.set_terminated(run.info.run_id, "FAILED")
+            print(f"MLflow run {run.info.run_id} ({run.info.run_name}) was left running by a process that died: FAILED")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def run_tags() -> dict[str, str]:
@@ -120,116 +219,11 @@ def log_shard_datasets(shards_dir: Path, manifest: dict, splits: tuple[str, ...]
         mlflow.log_input(dataset, context=DATASET_CONTEXTS[split], tags={"rows": rows, "dvc_path": str(shards_dir)})
 
 
-class TrainingRun:
-    """The MLflow run of one training, as the train stage uses it; with no ``run_id`` (processes
-    other than rank 0 under torchrun) every call does nothing."""
-
-    def __init__(self, run_id: str | None):
-        self.run_id = run_id
-
-    def log_validation(self, row: dict) -> None:
-        if self.run_id:
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"])
-
-    def log_result(self, model_file: Path, metrics: dict, device, artifacts: list[Path]) -> None:
-        """The trained model's hash (how evaluate finds this run), the summary and speed metrics,
-        the device and the files that describe the run."""
-        if not self.run_id:
-            return
-        mlflow.set_tag(MODEL_HASH_TAG, sha256_file(model_file))
-        mlflow.log_metrics(metrics)
-        mlflow.set_tag("device", str(device))
-        for path in artifacts:
-            mlflow.log_artifact(str(path))
-
-
-@contextlib.contextmanager
-def training_run(params: Params, manifest: dict, extra_params: dict, enabled: bool = True) -> Iterator[TrainingRun]:
-    """An MLflow run (named after the DVC experiment, if any) with every param, ``extra_params``,
-    the train and validation shards as datasets, and system metrics."""
-    if not enabled:
-        yield TrainingRun(None)
-        return
-    use_experiment(params.mlflow.experiment)
-    tags = {**run_tags(), "model_type": "lstm"}
-    with mlflow.start_run(run_name=dvc_experiment(), tags=tags, log_system_metrics=True) as run:
-        mlflow.log_params(params.flat())
-        mlflow.log_params(extra_params)
-        log_shard_datasets(paths.SHARDS_DIR, manifest, ("train", "val"))
-        yield TrainingRun(run.info.run_id)
-
-
-def find_run_by_model_hash(experiment_id: str, model_hash: str) -> str | None:
-    """The newest run whose trained model file has this sha256, if any."""
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.{MODEL_HASH_TAG} = '{model_hash}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0].info.run_id if runs else None
-
-
-def log_evaluation(params: Params, result: dict, figures: dict, example_texts: list[str], manifest: dict) -> None:
-    """On the MLflow run that produced models/model.pt: the test metrics (``test_*``), the
-    report's figures, the test set as an input dataset, and the raw-text pyfunc model
-    (registered when ``mlflow.registered_model`` is set)."""
-    experiment_id = use_experiment(params.mlflow.experiment)
-    model_hash = sha256_file(paths.MODEL_FILE)
-    run_id = find_run_by_model_hash(experiment_id, model_hash)
-    if run_id is None:
-        print("evaluate: no MLflow run trained this model file (store reset?); logging to a new run")
-    with mlflow.start_run(run_id=run_id, tags=None if run_id else {**run_tags(), MODEL_HASH_TAG: model_hash}):
-        mlflow.log_metrics({f"test_{k}": v for k, v in result.items() if v is not None})
-        for name, figure in figures.items():
-            mlflow.log_figure(figure, f"plots/{name}")
-        # the training run logged the shards' DVC hash already: no second pass over them
-        trained_on = mlflow.get_run(run_id).inputs.dataset_inputs if run_id else []
-        digest = next((i.dataset.digest for i in trained_on if i.dataset.name.startswith("shards/")), None)
-        log_shard_datasets(paths.SHARDS_DIR, manifest, ("test",), digest)
-        log_text_model(params.mlflow.registered_model, example_texts)
-
-
-def log_text_model(registered_model: str | None, example_texts: list[str]) -> None:
-    """models/model.pt as a pyfunc that takes raw text (pipeline/mlflow_model.py, "models from
-    code", with the pipeline package as its code), registered as ``registered_model``."""
-    import pandas as pd
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    package = Path(__file__).parent
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("string", "text")]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]),
-    )
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(package / "mlflow_model.py"),
-        artifacts={"model": str(paths.MODEL_FILE)},
-        code_paths=[str(package)],
-        signature=signature,
-        input_example=pd.DataFrame({"text": example_texts}),
-        pip_requirements=pinned_requirements(),
-        registered_model_name=registered_model,
-    )
-
-
-def pinned_requirements() -> list[str]:
-    """What the pyfunc model imports, at the installed versions (MLflow would otherwise load the
-    model in a subprocess to guess them)."""
-    from importlib.metadata import version
-
-    return [
-        f"{name}=={version(name)}" for name in ("mlflow", "torch", "polars", "pyarrow", "numpy", "pandas", "pyyaml")
-    ]
-
-
 def log_baseline(params: Params, run_name: str, metrics: dict) -> None:
     """The baseline's run, beside the LSTM runs in the same experiment: the params that shaped
     its data and model, and its metrics (the same ``test_*`` names as the LSTM's)."""
     use_experiment(params.mlflow.experiment)
-    with mlflow.start_run(run_name=run_name, tags={**run_tags(), "model_type": run_name}):
+    with one_line_errors(), mlflow.start_run(run_name=run_name, tags={**run_tags(), "model_type": run_name}):
         sections = ("data.", "clean.", "tokenize.", "encode.", "baseline.")
         mlflow.log_params({k: v for k, v in params.flat().items() if k.startswith(sections)})
         mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})

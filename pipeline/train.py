@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -35,12 +36,13 @@ from pipeline.checkpoint import TrainState, fingerprint, load_checkpoint, save_c
 from pipeline.cli import StageError, run_main, stage_params
 from pipeline.decision import labels_at
 from pipeline.devices import all_reduce, autocast, end_processes, start_processes, training_autocast, world
-from pipeline.files import atomic_path, write_json
+from pipeline.files import atomic_path, read_json, write_json
 from pipeline.inference import evaluate_split
-from pipeline.model import LSTMClassifier, ModelConfig, count_parameters
+from pipeline.model import LSTMClassifier, ModelConfig, count_parameters, start_embedding
 from pipeline.params import TrainParams
 from pipeline.shards import load_split
 from pipeline.text import Preprocessing, load_vocab
+from pipeline.vectors import load_pretrained
 
 HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
 
@@ -108,16 +110,20 @@ def train_model(
     on_eval: Callable[[dict], None] = lambda row: None,
     checkpoint: Path | None = None,
     checkpoint_fingerprint: str = "",
+    pretrained: np.ndarray | None = None,
 ) -> tuple[LSTMClassifier, list[dict], dict, dict]:
     """Train; return ``(model with the best validation weights, history, summary, speed)``.
 
     ``on_eval`` gets each validation's row. With ``checkpoint``, the state is saved there at every
     validation, and with ``params.resume`` training continues from it when it was saved with the
-    same ``checkpoint_fingerprint`` (pipeline.checkpoint.fingerprint)."""
+    same ``checkpoint_fingerprint`` (pipeline.checkpoint.fingerprint). ``pretrained``: vectors
+    to start the embedding from (see :func:`load_pretrained`)."""
     rank, processes = world()
     torch.manual_seed(params.seed)
     device = train.labels.device
     model = LSTMClassifier(config).to(device)
+    if pretrained is not None:
+        start_embedding(model, pretrained)
     dtype = training_autocast(params.precision, model, train.ids[:2])
     trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, fused=device.type == "cuda")
@@ -239,7 +245,7 @@ def load_splits(device: torch.device, placement: str) -> tuple[Split, Split, dic
 
 
 def main() -> None:
-    from pipeline.tracking import training_run
+    from pipeline.training_log import training_run
 
     params, params_file = stage_params(__doc__)
     device = start_processes(params.train.device)
@@ -249,11 +255,12 @@ def main() -> None:
     if rank == 0:
         where = ", token ids on the host" if train.ids_on_host and device.type == "cuda" else ""
         print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}{where}")
+    pretrained = load_pretrained(params.train, manifest["vocab_size"])
+    resume_key = fingerprint(params.train, manifest, pretrained)
     extra = {"model.parameters": count_parameters(LSTMClassifier(config)), "processes": processes}
     with training_run(params, manifest, extra, enabled=rank == 0) as run:
-        resume_key = fingerprint(params.train, manifest)
         model, history, summary, speed = train_model(
-            train, val, config, params.train, run.log_validation, paths.CHECKPOINT_FILE, resume_key
+            train, val, config, params.train, run.log_validation, paths.CHECKPOINT_FILE, resume_key, pretrained
         )
         if rank == 0:
             vocab = load_vocab(paths.VOCAB_FILE)
@@ -262,7 +269,10 @@ def main() -> None:
             write_history(history, paths.PLOTS_DIR / "training.csv")
             write_json(paths.METRICS_DIR / "train.json", summary)
             artifacts = [paths.VOCAB_FILE, params_file, paths.SHARDS_DIR / "manifest.json"]
-            run.log_result(paths.MODEL_FILE, {**summary, **speed}, device, artifacts)
+            metrics = {**summary, **speed}
+            if pretrained is not None:  # the vectors' own training (their params are the run's pretrain.*)
+                metrics |= {f"pretrain_{k}": v for k, v in read_json(paths.METRICS_DIR / "pretrain.json").items()}
+            run.log_result(paths.MODEL_FILE, metrics, device, artifacts)
             print(
                 f"train: best val loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f} "
                 f"({speed['samples_per_second']:.0f} samples/s on {device}); MLflow run {run.run_id}"

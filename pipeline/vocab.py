@@ -45,6 +45,11 @@ def build_vocab(counts: pl.DataFrame, params: VocabParams) -> list[str]:
     kept = counts.filter((pl.col("count") >= params.min_freq) & ~pl.col("token").is_in(SPECIALS))
     if params.max_size is not None:
         kept = kept.head(params.max_size - len(SPECIALS))
+    if kept.is_empty():  # every review would be all <unk>: a model could only guess
+        raise StageError(
+            f"no train token is seen at least vocab.min_freq ({params.min_freq}) times: "
+            "the vocabulary would hold only <pad> and <unk> (lower vocab.min_freq, or check the train data)"
+        )
     return [*SPECIALS, *kept["token"].to_list()]
 
 

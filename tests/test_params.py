@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from pipeline.params import Params, ParamsError, load_params, parse_params
@@ -27,7 +29,12 @@ def test_flat_keys_are_dotted_section_names():
         ({"train": {"num_layers": 1.5}}, "train.num_layers: expected int"),
         ({"train": {"bidirectional": "yes"}}, "train.bidirectional: expected bool"),
         ({"vocab": {"min_freq": 0}}, "vocab.min_freq: must be > 0"),
-        ({"train": {"embedding_dropout": 1.5}}, "train.embedding_dropout: must be between 0 and 1"),
+        ({"train": {"embedding_dropout": 1.5}}, "train.embedding_dropout: must be at least 0 and below 1, got 1.5"),
+        ({"train": {"dropout": 1.0}}, "train.dropout: must be at least 0 and below 1, got 1.0"),
+        ({"train": {"grad_clip": -1}}, "train.grad_clip: must be > 0, got -1.0"),
+        ({"train": {"threshold": 1.5}}, "train.threshold: must be between 0 and 1, got 1.5"),
+        ({"mlflow": {"experiment": " "}}, "mlflow.experiment: must not be empty"),
+        ({"mlflow": {"registered_model": ""}}, "mlflow.registered_model: must not be empty (null: do not register)"),
         ({"evaluate": {"length_buckets": [50, 25]}}, "evaluate.length_buckets: must be increasing"),
         ({"mlflow": {"registered_model": 3}}, "mlflow.registered_model: expected str or null"),
         ({"encode": {"val_fraction": 1.0}}, "encode.val_fraction: must be between 0 and 1"),
@@ -35,7 +42,7 @@ def test_flat_keys_are_dotted_section_names():
     ],
 )
 def test_bad_params_name_the_key_and_the_expected_type(mapping, message):
-    with pytest.raises(ParamsError, match=message.replace("(", r"\(")):
+    with pytest.raises(ParamsError, match=re.escape(message)):
         parse_params(mapping)
 
 

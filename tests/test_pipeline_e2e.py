@@ -19,7 +19,7 @@ from tests.conftest import BIN, REPO, run, stages_run
 
 def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
     root, _, output = pipeline_run
-    for stage in ("ingest", "clean", "vocab", "encode", "train", "evaluate"):
+    for stage in ("ingest", "clean", "vocab", "encode", "pretrain", "train", "evaluate", "baseline"):
         assert f"Running stage '{stage}'" in output
     result = json.loads((root / "metrics" / "eval.json").read_text())
     assert {"accuracy", "loss", "precision", "recall", "f1", "roc_auc", "pr_auc", "ece"} <= set(result)
@@ -201,11 +201,13 @@ def test_dvc_plots_page_renders_every_plot_offline_in_headless_chromium(pipeline
 def test_experiments_rerun_only_the_stages_downstream_and_compare_in_dvc_and_mlflow(pipeline_run):
     root, env, _ = pipeline_run
     dvc = str(BIN / "dvc")
-    lr_run = run([dvc, "exp", "run", "-n", "lr-low", "-S", "train.lr=0.002"], root, env)
+    # train params, the start from the pretrained vectors included, never re-run pretrain (cached)
+    lr_run = run([dvc, "exp", "run", "-n", "lr-low", "-S", "train.lr=0.002", "-S", "train.init=word2vec"], root, env)
     assert stages_run(lr_run) == {"train", "evaluate"}
     assert stages_run(run([dvc, "exp", "run", "-n", "min-freq-3", "-S", "vocab.min_freq=3"], root, env)) == {
         "vocab",
         "encode",
+        "pretrain",
         "train",
         "evaluate",
     }

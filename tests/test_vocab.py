@@ -1,5 +1,7 @@
 import polars as pl
+import pytest
 
+from pipeline.cli import StageError
 from pipeline.params import VocabParams
 from pipeline.vocab import build_vocab, count_tokens, vocab_metrics
 
@@ -34,3 +36,12 @@ def test_metrics_report_coverage_of_train_tokens():
         "train_tokens": 4,
         "train_coverage": 0.75,
     }
+
+
+def test_a_vocabulary_of_only_pad_and_unk_is_an_error_naming_the_param():
+    with pytest.raises(StageError) as error:
+        build_vocab(counts_of(["x", "y"], ["x"]), VocabParams(min_freq=1_000_000_000))
+    assert str(error.value) == (
+        "no train token is seen at least vocab.min_freq (1000000000) times: the vocabulary would hold only "
+        "<pad> and <unk> (lower vocab.min_freq, or check the train data)"
+    )

@@ -1,0 +1,119 @@
+"""The pretrain stage: word2vec vectors aligned to vocabulary ids, the same bytes in every process,
+and a classifier that starts from them."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipeline.cli import StageError
+from pipeline.model import LSTMClassifier, ModelConfig, start_embedding
+from pipeline.params import PretrainParams, TrainParams
+from pipeline.pretrain import word2vec
+from pipeline.train import train_model
+from pipeline.vectors import load_pretrained, save_vectors
+from tests.conftest import REPO
+from tests.test_train import small_run
+
+ANIMALS = ["cat", "dog", "horse", "cow"]
+TOOLS = ["hammer", "saw", "drill", "wrench"]
+
+
+def topic_corpus(rows: int, seed: int = 0) -> list[list[str]]:
+    """Sentences about animals or about tools, never both: word2vec must put each group together."""
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(ANIMALS if rng.random() < 0.5 else TOOLS, 8)) for _ in range(rows)]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_vectors_are_aligned_to_vocabulary_ids():
+    # ids in an order unrelated to the corpus; "unseen" is in the vocabulary but not the corpus
+    vocab = ["<pad>", "<unk>", "saw", "cat", "unseen", "drill", "cow", "hammer", "dog", "wrench", "horse"]
+    params = PretrainParams(vector_size=16, epochs=20)
+    vectors, known, metrics = word2vec(topic_corpus(400), vocab, params)
+    assert vectors.shape == (11, 16) and vectors.dtype == np.float32
+    assert known.tolist() == [False, False, True, True, False, True, True, True, True, True, True]
+    assert not vectors[~known].any()  # no vector: zeros
+    ids = {token: i for i, token in enumerate(vocab)}
+    for group, other in ((ANIMALS, TOOLS), (TOOLS, ANIMALS)):
+        inside = np.mean([cosine(vectors[ids[a]], vectors[ids[b]]) for a in group for b in group if a != b])
+        across = np.mean([cosine(vectors[ids[a]], vectors[ids[b]]) for a in group for b in other])
+        assert inside > across + 0.3, (inside, across)
+    assert metrics["vocab_coverage"] == pytest.approx(8 / 9, abs=1e-6) and metrics["corpus_words"] == 3200
+    assert metrics["loss_last_epoch"] < metrics["loss_first_epoch"]
+
+
+def test_the_stage_writes_the_same_bytes_in_every_process(tmp_path):
+    (tmp_path / "data" / "interim" / "tokens").mkdir(parents=True)
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    pl.DataFrame({"label": [1] * 300, "tokens": topic_corpus(300)}).write_parquet(
+        tmp_path / "data" / "interim" / "tokens" / "train.parquet"
+    )
+    vocab = ["<pad>", "<unk>", *ANIMALS, *TOOLS]
+    (tmp_path / "data" / "processed" / "vocab.json").write_text(json.dumps({"tokens": vocab}))
+    (tmp_path / "params.yaml").write_text("pretrain:\n  vector_size: 8\n  epochs: 2\n")
+    digests = []
+    for hash_seed in ("1", "2"):  # Python's str hash differs between these processes
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.pretrain"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert "pretrain: skipgram vectors of 8 for 100.00% of the vocabulary" in result.stdout
+        outputs = sorted((tmp_path / "data" / "processed" / "pretrained").iterdir())
+        digests.append({path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs})
+    assert digests[0] == digests[1] and set(digests[0]) == {"word2vec.npy", "word2vec_known.npy"}
+
+
+def test_start_embedding_copies_known_rows_rescaled_and_keeps_the_others():
+    torch.manual_seed(0)
+    model = LSTMClassifier(ModelConfig(vocab_size=5, embedding_dim=4))
+    before = model.embedding.weight.detach().clone()
+    vectors = np.arange(20, dtype=np.float32).reshape(5, 4) / 10
+    vectors[[0, 1, 3]] = np.nan  # <pad>, <unk> and a token word2vec did not keep
+    start_embedding(model, vectors)
+    after = model.embedding.weight.detach()
+    known = vectors[[2, 4]]
+    np.testing.assert_allclose(after[[2, 4]].numpy(), known / known.std(), rtol=1e-6)
+    assert torch.equal(after[[0, 1, 3]], before[[0, 1, 3]])
+
+
+def test_training_starts_from_the_pretrained_vectors(tmp_path):
+    train, val, config, params = small_run(lr=0.0, epochs=1)  # lr 0: the start is the end
+    vectors = np.random.default_rng(0).normal(size=(config.vocab_size, config.embedding_dim)).astype(np.float32)
+    vectors[:2] = np.nan
+    pretrained = train_model(train, val, config, replace(params, init="word2vec"), pretrained=vectors)[0]
+    random = train_model(train, val, config, params)[0]
+    embedding = pretrained.embedding.weight.detach().numpy()
+    np.testing.assert_allclose(embedding[2:], vectors[2:] / vectors[2:].std(), rtol=1e-5)
+    assert not np.allclose(embedding[2:], random.embedding.weight.detach().numpy()[2:])
+    assert torch.equal(pretrained.forward_layers[0].weight_ih_l0, random.forward_layers[0].weight_ih_l0)
+
+
+def test_load_pretrained_says_what_to_do_when_the_vectors_do_not_fit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = TrainParams(init="word2vec", embedding_dim=8)
+    with pytest.raises(StageError, match=r"word2vec.npy: not found \(run the pretrain stage first"):
+        load_pretrained(params, 10)
+    save_vectors(np.ones((10, 4), np.float32), np.ones(10, bool))
+    with pytest.raises(StageError) as error:
+        load_pretrained(params, 10)
+    assert str(error.value) == (
+        "train.embedding_dim is 8 but the word2vec vectors have 4 dimensions: "
+        "set pretrain.vector_size to the same value"
+    )
+    with pytest.raises(StageError, match="cover 10 tokens, the vocabulary 12: re-run the pretrain stage"):
+        load_pretrained(replace(params, embedding_dim=4), 12)
+    assert load_pretrained(TrainParams(), 10) is None
+    loaded = load_pretrained(replace(params, embedding_dim=4), 10)
+    assert loaded.shape == (10, 4) and not np.isnan(loaded).any()
