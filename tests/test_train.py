@@ -262,3 +262,17 @@ def test_auto_precision_falls_back_when_a_dtype_does_not_run(capsys):
     model = FailsUnder(torch.bfloat16, torch.float16)
     assert first_working_autocast(model, ids, cpu, torch.bfloat16) is None
     assert model.weight.grad is None  # the probe leaves no gradient behind
+
+
+def test_a_corrupt_checkpoint_stops_resume_with_one_line(tmp_path):
+    train, val, config, params = small_run(epochs=1)
+    checkpoint = tmp_path / "checkpoint.pt"
+    train_model(train, val, config, params, checkpoint=checkpoint, checkpoint_fingerprint="same")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a write cut short
+    with pytest.raises(StageError) as error:
+        train_model(
+            train, val, config, replace(params, resume=True), checkpoint=checkpoint, checkpoint_fingerprint="same"
+        )
+    assert str(error.value) == (
+        f"{checkpoint}: not a readable checkpoint (truncated or corrupt?): delete it to train from scratch"
+    )
