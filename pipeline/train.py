@@ -255,6 +255,9 @@ def main() -> None:
     if rank == 0:
         where = ", token ids on the host" if train.ids_on_host and device.type == "cuda" else ""
         print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}{where}")
+    # everything the outputs need is read before training, not after it
+    vocab = load_vocab(paths.VOCAB_FILE)
+    preprocessing = Preprocessing.from_dict(manifest)
     pretrained = load_pretrained(params.train, manifest["vocab_size"])
     resume_key = fingerprint(params.train, manifest, pretrained)
     extra = {"model.parameters": count_parameters(LSTMClassifier(config)), "processes": processes}
@@ -263,8 +266,6 @@ def main() -> None:
             train, val, config, params.train, run.log_validation, paths.CHECKPOINT_FILE, resume_key, pretrained
         )
         if rank == 0:
-            vocab = load_vocab(paths.VOCAB_FILE)
-            preprocessing = Preprocessing.from_dict(manifest)
             save_model_file(paths.MODEL_FILE, model, vocab, preprocessing, params.train.threshold)
             write_history(history, paths.PLOTS_DIR / "training.csv")
             write_json(paths.METRICS_DIR / "train.json", summary)

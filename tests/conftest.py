@@ -1,6 +1,7 @@
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,13 @@ def pipeline_run(tmp_path_factory):
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-q", "-m", "pipeline run"], root, env)
     return root, env, first
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def stages_run(output: str) -> set[str]:

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import BIN, REPO, run, stages_run
+from tests.conftest import BIN, REPO, free_port, run, stages_run
 
 
 def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
@@ -123,12 +122,6 @@ def test_registered_raw_text_model_matches_evaluate_in_a_fresh_process(pipeline_
     np.testing.assert_allclose(scored["probability"], predictions["probability"].to_numpy(), atol=1e-5)
     assert scored["label"] == predictions["predicted"].to_list()
     assert set(scored["sentiment"]) == {"positive", "negative"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mlflow_models_serve_answers_json_requests_on_loopback(pipeline_run):

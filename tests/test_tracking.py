@@ -19,16 +19,10 @@ from pipeline.params import Params
 from pipeline.tracking import HOST_TAG, PID_TAG, use_experiment
 from pipeline.train import train_model
 from pipeline.training_log import sync, training_run
-from tests.conftest import BIN
+from tests.conftest import BIN, free_port
 from tests.test_train import small_run
 
 ADVICE = "(start or repair it, or set MLFLOW_TRACKING_URI to another store)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(root, port: int) -> subprocess.Popen:
