@@ -8,25 +8,18 @@ the block size, not the file. Every line ends up either as a row (label int8 0/1
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline import paths
 from pipeline.cli import StageError, run_main, stage_params
 from pipeline.files import atomic_path, write_json
 from pipeline.params import DataParams
+from pipeline.rawtext import decode_lines, read_line_blocks
 
-BLOCK_BYTES = 16 << 20  # decompressed bytes parsed at a time
 EXCERPT_CHARS = 200
 
 REVIEW_SCHEMA = pa.schema([("label", pa.int8()), ("text", pa.large_string())])
@@ -45,11 +38,7 @@ def parse_lines(lines: pl.Series, first_line: int = 1) -> tuple[pl.DataFrame, pl
     """
     frame = pl.DataFrame({"raw": lines.cast(pl.Binary)}).with_row_index("line", offset=first_line)
     frame = frame.with_columns(pl.col("line").cast(pl.Int64))
-    try:
-        decoded = frame.with_columns(pl.col("raw").cast(pl.String).alias("decoded"))
-    except pl.exceptions.ComputeError:
-        # Rare: the block holds invalid UTF-8. Find the bad lines one by one (slow path).
-        decoded = frame.with_columns(pl.Series("decoded", [_decode_or_none(b) for b in frame["raw"]], pl.String))
+    decoded = frame.with_columns(decode_lines(frame["raw"]).alias("decoded"))
 
     parsed = decoded.with_columns(
         pl.col("decoded")
@@ -91,78 +80,8 @@ def parse_lines(lines: pl.Series, first_line: int = 1) -> tuple[pl.DataFrame, pl
     return reviews, rejects
 
 
-def _decode_or_none(raw: bytes) -> str | None:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def _excerpt(raw: bytes) -> str:
     return raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n")[:EXCERPT_CHARS]
-
-
-def open_input(path: Path) -> tuple[BinaryIO, BinaryIO]:
-    """``(compressed file, decompressed stream)`` for a bz2, gzip or plain-text input, told
-    apart by their magic bytes, with a clear error for what cannot be read."""
-    if not path.exists():
-        raise StageError(f"{path}: input file not found (set data.train / data.test in params.yaml)")
-    if path.is_dir():
-        raise StageError(f"{path}: is a directory, expected a review file")
-    if path.stat().st_size == 0:
-        raise StageError(f"{path}: empty file, no reviews to read")
-    raw = path.open("rb")
-    magic = raw.read(3)
-    raw.seek(0)
-    if magic.startswith(b"BZh"):
-        # indexed_bzip2 decodes bz2 blocks on every core; the standard module is the fallback
-        try:
-            import indexed_bzip2
-        except ImportError:
-            return raw, bz2.BZ2File(raw)
-        return raw, indexed_bzip2.open(raw, parallelization=os.cpu_count() or 1)
-    if magic.startswith(b"\x1f\x8b"):
-        return raw, gzip.GzipFile(fileobj=raw)
-    if path.suffix == ".bz2":
-        raw.close()
-        raise StageError(f"{path}: not a bz2 file (no bz2 header), though its name ends in .bz2")
-    return raw, raw
-
-
-def read_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Array]:
-    """Yield the file's lines (Arrow binary, each with its newline) a block at a time."""
-    raw, stream = open_input(path)
-    size = path.stat().st_size
-    progress = tqdm(total=size, unit="B", unit_scale=True, desc=f"ingest {path.name}", leave=False, disable=None)
-    with raw, stream, progress:
-        carry = b""
-        while True:
-            try:
-                block = stream.read(block_bytes)
-            except (OSError, EOFError, ValueError, RuntimeError) as err:
-                raise StageError(f"{path}: corrupt or truncated compressed data ({err})") from None
-            progress.update(raw.tell() - progress.n)  # progress in compressed bytes read
-            if not block:
-                break
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:  # a single line longer than the block: keep reading
-                carry = data
-                continue
-            carry = data[cut + 1 :]
-            yield split_lines(data[: cut + 1])
-        if carry:  # last line without a trailing newline
-            yield split_lines(carry)
-
-
-def split_lines(data: bytes) -> pa.Array:
-    """Arrow binary array of the lines in ``data``, each keeping its newline (zero-copy)."""
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1
-    if not len(ends) or ends[-1] != len(data):
-        ends = np.append(ends, len(data))
-    offsets = np.concatenate([[0], ends]).astype(np.int64)
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), buffers)
 
 
 def ingest_file(path: Path, out_file: Path, split: str) -> tuple[dict, pl.DataFrame]:
@@ -170,7 +89,7 @@ def ingest_file(path: Path, out_file: Path, split: str) -> tuple[dict, pl.DataFr
     counts = {"lines": 0, "rows": 0, "rejects": 0, "positive": 0}
     reject_frames = []
     with pq.ParquetWriter(out_file, REVIEW_SCHEMA, compression="zstd") as writer:
-        for lines in read_line_blocks(path):
+        for lines in read_line_blocks(path, " (set data.train / data.test in params.yaml)"):
             reviews, rejects = parse_lines(pl.from_arrow(lines), first_line=counts["lines"] + 1)
             counts["lines"] += len(lines)
             counts["rows"] += len(reviews)

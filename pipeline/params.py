@@ -69,6 +69,8 @@ class PretrainParams:
     epochs: int = 5
     seed: int = 42
     workers: int = 1  # threads; more is faster, but the vectors are then not the same bytes on every run
+    # unlabelled text read with the train split: a file, or a folder whose *.txt, *.bz2 and *.gz files are read
+    extra_text: str = "data/extra"
 
 
 @dataclass(frozen=True)

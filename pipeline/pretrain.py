@@ -2,7 +2,10 @@
 
 gensim's word2vec (skip-gram with negative sampling by default) reads the clean stage's train
 tokens, streamed from Parquet each epoch (memory does not grow with the corpus), keeping only
-the vocabulary's tokens, so row ``i`` of the output is the vector of vocabulary id ``i``. With
+the vocabulary's tokens, so row ``i`` of the output is the vector of vocabulary id ``i``.
+``pretrain.extra_text`` adds unlabelled text (a file, or every ``*.txt``, ``*.bz2`` and ``*.gz``
+file of a folder; fastText-format lines lose their label, other lines are one text each),
+cleaned and tokenized as the clean stage does; the committed ``data/extra`` holds none. With
 ``train.init: word2vec`` the classifier starts its embedding from them. With one worker thread
 (``pretrain.workers``, the default) the vectors are the same bytes on every run (gensim seeds
 from ``pretrain.seed``); more threads are faster but share the work differently each time.
@@ -17,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import tempfile
+
 import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import RULE_DISCARD, RULE_KEEP
@@ -25,23 +33,52 @@ from gensim.utils import RULE_DISCARD, RULE_KEEP
 from pipeline import paths
 from pipeline.cli import StageError, run_main, stage_params
 from pipeline.files import parquet_batches, write_json
-from pipeline.params import PretrainParams
-from pipeline.text import SPECIALS, load_vocab
+from pipeline.params import CleanParams, PretrainParams, TokenizeParams
+from pipeline.rawtext import decode_lines, read_line_blocks
+from pipeline.text import SPECIALS, load_vocab, text_tokens
 from pipeline.vectors import save_vectors
 
 BATCH_ROWS = 20_000
+EXTRA_SUFFIXES = (".txt", ".bz2", ".gz")
+TOKENS_SCHEMA = pa.schema([("tokens", pa.large_list(pa.large_string()))])
 
 
 class TokenLists:
-    """The token lists of a tokens Parquet file, read again on every pass (gensim iterates
+    """The token lists of tokens Parquet files, read again on every pass (gensim iterates
     once to count and once per epoch)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, *files: Path):
+        self.files = files
 
     def __iter__(self) -> Iterator[list[str]]:
-        for batch in parquet_batches(self.path, BATCH_ROWS, columns=["tokens"]):
-            yield from batch.column("tokens").to_pylist()
+        for path in self.files:
+            for batch in parquet_batches(path, BATCH_ROWS, columns=["tokens"]):
+                yield from batch.column("tokens").to_pylist()
+
+
+def extra_text_files(location: Path) -> list[Path]:
+    """The files ``pretrain.extra_text`` names: the file itself, or a folder's text files."""
+    if not location.exists():
+        raise StageError(f"{location}: not found (pretrain.extra_text names a file or a folder of text files)")
+    if location.is_file():
+        return [location]
+    return sorted(path for path in location.rglob("*") if path.is_file() and path.name.endswith(EXTRA_SUFFIXES))
+
+
+def tokenize_extra_text(files: list[Path], target: Path, clean: CleanParams, tokenize: TokenizeParams) -> int:
+    """Clean and tokenize unlabelled text files into one tokens Parquet file; returns its rows.
+    A leading fastText label is dropped; lines that are not UTF-8 or hold no tokens are skipped."""
+    rows = 0
+    with pq.ParquetWriter(target, TOKENS_SCHEMA, compression="lz4") as writer:
+        for path in files:
+            for lines in read_line_blocks(path):
+                texts = decode_lines(pl.from_arrow(lines)).drop_nulls()
+                text = pl.col("text").str.strip_chars_end("\r\n").str.replace(r"^__label__\S*\s*", "")
+                frame = pl.DataFrame({"text": texts}).select(text_tokens(text, clean, tokenize).alias("tokens"))
+                frame = frame.filter(pl.col("tokens").list.len() > 0)
+                writer.write_table(frame.to_arrow().cast(TOKENS_SCHEMA))
+                rows += len(frame)
+    return rows
 
 
 class EpochLosses(CallbackAny2Vec):
@@ -96,12 +133,18 @@ def main() -> None:
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
     vocab = load_vocab(paths.VOCAB_FILE)
-    vectors, known, metrics = word2vec(TokenLists(source), vocab, params.pretrain)
+    extra_files = extra_text_files(Path(params.pretrain.extra_text))
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = Path(tmp) / "extra.parquet"
+        extra_rows = tokenize_extra_text(extra_files, extra, params.clean, params.tokenize)
+        vectors, known, metrics = word2vec(TokenLists(source, extra), vocab, params.pretrain)
+    metrics.update(extra_files=len(extra_files), extra_texts=extra_rows)
     save_vectors(vectors, known)
     write_json(paths.METRICS_DIR / "pretrain.json", metrics)
     print(
         f"pretrain: {params.pretrain.method} vectors of {params.pretrain.vector_size} for "
-        f"{metrics['vocab_coverage']:.2%} of the vocabulary, from {metrics['corpus_words']} train tokens; "
+        f"{metrics['vocab_coverage']:.2%} of the vocabulary, from {metrics['corpus_words']} tokens "
+        f"(train split and {extra_rows} extra texts); "
         f"loss per word {metrics['loss_first_epoch']:.4f} -> {metrics['loss_last_epoch']:.4f}"
     )
 

@@ -1,6 +1,7 @@
 """The pretrain stage: word2vec vectors aligned to vocabulary ids, the same bytes in every process,
 and a classifier that starts from them."""
 
+import bz2
 import hashlib
 import json
 import os
@@ -15,8 +16,8 @@ import torch
 
 from pipeline.cli import StageError
 from pipeline.model import LSTMClassifier, ModelConfig, start_embedding
-from pipeline.params import PretrainParams, TrainParams
-from pipeline.pretrain import word2vec
+from pipeline.params import CleanParams, PretrainParams, TokenizeParams, TrainParams
+from pipeline.pretrain import extra_text_files, tokenize_extra_text, word2vec
 from pipeline.train import train_model
 from pipeline.vectors import load_pretrained, save_vectors
 from tests.conftest import REPO
@@ -62,6 +63,8 @@ def test_the_stage_writes_the_same_bytes_in_every_process(tmp_path):
     vocab = ["<pad>", "<unk>", *ANIMALS, *TOOLS]
     (tmp_path / "data" / "processed" / "vocab.json").write_text(json.dumps({"tokens": vocab}))
     (tmp_path / "params.yaml").write_text("pretrain:\n  vector_size: 8\n  epochs: 2\n")
+    (tmp_path / "data" / "extra").mkdir()
+    (tmp_path / "data" / "extra" / "README.md").write_text("cat dog horse cow")  # not a text file: skipped
     digests = []
     for hash_seed in ("1", "2"):  # Python's str hash differs between these processes
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": hash_seed}
@@ -73,6 +76,36 @@ def test_the_stage_writes_the_same_bytes_in_every_process(tmp_path):
         outputs = sorted((tmp_path / "data" / "processed" / "pretrained").iterdir())
         digests.append({path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs})
     assert digests[0] == digests[1] and set(digests[0]) == {"word2vec.npy", "word2vec_known.npy"}
+
+
+def test_extra_text_is_cleaned_tokenized_and_widens_what_the_vectors_cover(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    extra = tmp_path / "data" / "extra"
+    (extra / "more").mkdir(parents=True)
+    (extra / "README.md").write_text("not read\n")
+    (extra / "reviews.ft.txt.bz2").write_bytes(bz2.compress(b"__label__2 A Saw, a DRILL!\n__label__1 <b>Cow</b>\n"))
+    (extra / "more" / "plain.txt").write_bytes(b"wrench   hammer\r\n\n\xff\xfe broken\nit's 42\n")
+    files = extra_text_files(extra)
+    assert [path.relative_to(extra).as_posix() for path in files] == ["more/plain.txt", "reviews.ft.txt.bz2"]
+    rows = tokenize_extra_text(files, tmp_path / "extra.parquet", CleanParams(), TokenizeParams())
+    tokens = pl.read_parquet(tmp_path / "extra.parquet")["tokens"].to_list()
+    # the empty line and the line that is not UTF-8 are skipped; fastText labels are dropped
+    assert tokens == [["wrench", "hammer"], ["it", "'s", "00"], ["a", "saw", ",", "a", "drill", "!"], ["cow"]]
+    assert rows == 4
+    assert extra_text_files(extra / "more" / "plain.txt") == [extra / "more" / "plain.txt"]
+    with pytest.raises(StageError) as error:
+        extra_text_files(tmp_path / "missing")
+    assert str(error.value) == (
+        f"{tmp_path / 'missing'}: not found (pretrain.extra_text names a file or a folder of text files)"
+    )
+
+    # "wrench" is only in the extra text: with it, the vocabulary's every word gets a vector
+    vocab = ["<pad>", "<unk>", *ANIMALS, *TOOLS]
+    corpus = [sentence for sentence in topic_corpus(300) if "wrench" not in sentence]
+    params = PretrainParams(vector_size=8, epochs=2)
+    known_without = word2vec(corpus, vocab, params)[1]
+    known_with = word2vec(corpus + tokens, vocab, params)[1]
+    assert not known_without[vocab.index("wrench")] and known_with[2:].all()
 
 
 def test_start_embedding_copies_known_rows_rescaled_and_keeps_the_others():
