@@ -11,6 +11,11 @@ probability in ``data/predictions/baseline.parquet``, and logs a run named
 
 from __future__ import annotations
 
+from pipeline.cli import StageError, answer_help, run_main, stage_params
+
+if __name__ == "__main__":
+    answer_help(__doc__)  # at once: the imports below take seconds
+
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
@@ -18,7 +23,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from pipeline import paths
-from pipeline.cli import StageError, run_main, stage_params
 from pipeline.files import atomic_path, write_json
 from pipeline.metrics import classification_metrics
 from pipeline.params import BaselineParams

@@ -16,13 +16,17 @@ checking that it scores raw test reviews as the shards do.
 
 from __future__ import annotations
 
+from pipeline.cli import StageError, answer_help, run_main, stage_params
+
+if __name__ == "__main__":
+    answer_help(__doc__)  # at once: the imports below take seconds
+
 import numpy as np
 import polars as pl
 
 from pipeline import paths
 from pipeline.artifact import ModelFile, load_model_file
 from pipeline.batching import Split, keep_ids_on_host
-from pipeline.cli import StageError, run_main, stage_params
 from pipeline.decision import labels_at
 from pipeline.devices import pick_device
 from pipeline.files import atomic_path, write_json

@@ -8,6 +8,8 @@ text; evaluate (its raw-text check), ``python -m pipeline.predict`` and the MLfl
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,10 @@ from pipeline.batching import Split, gather
 from pipeline.decision import labels_at, sentiments
 from pipeline.devices import autocast
 from pipeline.model import LSTMClassifier
+from pipeline.text import PAD_ID, UNK_ID
 
 BATCH_SIZE = 256
+NO_KNOWN_WORDS = "no known words"  # the sentiment of a review none of whose tokens the model knows
 
 
 @torch.no_grad()
@@ -74,19 +78,45 @@ class Predictor:
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Probability that each review is positive, in the order given."""
-        if not texts:
+        return self._probabilities(*self.encode(texts))
+
+    def _probabilities(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        if not len(ids):
             return np.zeros(0, np.float32)
-        ids, lengths = self.encode(texts)
-        unlabelled = Split.from_numpy(ids, np.zeros(len(texts), np.float32), lengths, self.device)
+        unlabelled = Split.from_numpy(ids, np.zeros(len(ids), np.float32), lengths, self.device)
         return torch.sigmoid(score(self.model, unlabelled, self.batch_size)).cpu().numpy()
 
     def predict(self, texts: list[str], threshold: float | None = None) -> dict[str, list]:
         """``probability``, ``label`` and ``sentiment`` per review, at the model's threshold
-        unless another is given."""
-        probs = self.probabilities(texts)
+        unless another is given. A review without a single token of the vocabulary (empty once
+        cleaned, or all unknown words) gets no probability or label and the sentiment
+        ``"no known words"``: the model would only be guessing."""
+        ids, lengths = self.encode(texts)
+        known = ((ids != PAD_ID) & (ids != UNK_ID)).any(axis=1)
+        probs = self._probabilities(ids, lengths).astype(np.float64)
         labels = labels_at(probs, self.threshold if threshold is None else threshold)
         return {
-            "probability": probs.astype(np.float64).tolist(),
-            "label": labels.tolist(),
-            "sentiment": sentiments(labels),
+            "probability": [float(p) if k else None for p, k in zip(probs, known, strict=True)],
+            "label": [int(label) if k else None for label, k in zip(labels, known, strict=True)],
+            "sentiment": [s if k else NO_KNOWN_WORDS for s, k in zip(sentiments(labels), known, strict=True)],
         }
+
+
+def check_texts(values: list) -> list[str]:
+    """``values`` when each is a non-empty string, else ValueError naming the bad records (by
+    0-based position, with their value as JSON)."""
+    if not values:
+        raise ValueError('no records to score: send at least one, e.g. {"text": "Great value."}')
+    bad = [i for i, value in enumerate(values) if not isinstance(value, str) or not value.strip()]
+    if bad:
+        shown = ", ".join(f"record {i} is {_as_json(values[i])}" for i in bad[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ValueError(f"'text' must be a non-empty string: {shown}{more}")
+    return values
+
+
+def _as_json(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -5,13 +5,17 @@ The evaluate stage logs this file with models/model.pt as the artifact ``model``
 serves with ``mlflow models serve``. Input: a DataFrame with a ``text`` column of review
 strings. Output: ``probability`` (of positive), ``label`` (1 positive, 0 negative) and
 ``sentiment`` ("positive"/"negative"), at the threshold stored in the model file
-(pipeline.inference.Predictor, as ``python -m pipeline.predict``).
+(pipeline.inference.Predictor, as ``python -m pipeline.predict``). A record whose text is not a
+non-empty string is refused (HTTP 400 from ``mlflow models serve``, naming the record); a review
+with no word the model knows gets no probability or label and the sentiment "no known words".
 """
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from pipeline.inference import Predictor
+from pipeline.inference import Predictor, check_texts
 
 
 class SentimentModel(mlflow.pyfunc.PythonModel):
@@ -20,10 +24,17 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
-            texts = model_input["text"] if "text" in model_input else model_input.iloc[:, 0]
+            values = model_input["text"].tolist() if "text" in model_input else []
         else:
-            texts = pd.Series(model_input)
-        return pd.DataFrame(self.predictor.predict(texts.fillna("").astype(str).tolist()))
+            values = pd.Series(model_input).tolist()
+        try:
+            texts = check_texts(values)
+        except ValueError as err:
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+        result = self.predictor.predict(texts)
+        if None in result["label"]:  # kept as None (JSON null), not NaN
+            return pd.DataFrame({name: pd.Series(column, dtype=object) for name, column in result.items()})
+        return pd.DataFrame(result)
 
 
 mlflow.models.set_model(SentimentModel())

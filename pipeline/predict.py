@@ -55,8 +55,10 @@ def predict_with_mlflow(model_uri: str, texts: list[str], threshold: float | Non
         raise StageError(f"cannot load MLflow model {model_uri!r}: {str(err).splitlines()[0]}") from None
     result = model.predict(pd.DataFrame({"text": texts})).to_dict(orient="list")
     if threshold is not None:
-        result["label"] = labels_at(result["probability"], threshold).tolist()
-        result["sentiment"] = sentiments(result["label"])
+        known = [label is not None for label in result["label"]]  # None: no known words
+        labels = labels_at([p if k else 0.0 for p, k in zip(result["probability"], known)], threshold)
+        result["label"] = [int(label) if k else None for label, k in zip(labels, known)]
+        result["sentiment"] = [s if k else old for s, k, old in zip(sentiments(labels), known, result["sentiment"])]
     return result
 
 
@@ -81,11 +83,13 @@ def main() -> None:
         result = Predictor.from_path(args.model).predict(texts, args.threshold)
     rows = zip(texts, result["probability"], result["label"], result["sentiment"], strict=True)
     for text, prob, label, sentiment in rows:
+        known = label is not None
         if args.json:
-            print(json.dumps({"text": text, "probability": round(prob, 6), "label": label, "sentiment": sentiment}))
+            prob = round(prob, 6) if known else None
+            print(json.dumps({"text": text, "probability": prob, "label": label, "sentiment": sentiment}))
         else:
             shown = text if len(text) <= 70 else text[:67] + "..."
-            print(f"{sentiment:8}  {prob:.4f}  {shown}")
+            print(f"{sentiment:8}  {prob:.4f}  {shown}" if known else f"{sentiment}  {shown}")
 
 
 if __name__ == "__main__":

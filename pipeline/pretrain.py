@@ -17,6 +17,11 @@ Writes ``data/processed/pretrained/word2vec.npy`` (float32 ``[vocab size, vector
 
 from __future__ import annotations
 
+from pipeline.cli import StageError, answer_help, run_main, stage_params
+
+if __name__ == "__main__":
+    answer_help(__doc__)  # at once: the imports below take seconds
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +36,6 @@ from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import RULE_DISCARD, RULE_KEEP
 
 from pipeline import paths
-from pipeline.cli import StageError, run_main, stage_params
 from pipeline.files import parquet_batches, write_json
 from pipeline.params import CleanParams, PretrainParams, TokenizeParams
 from pipeline.rawtext import decode_lines, read_line_blocks

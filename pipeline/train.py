@@ -17,6 +17,11 @@ recorded in the shards' manifest and the decision threshold), ``metrics/train.js
 
 from __future__ import annotations
 
+from pipeline.cli import StageError, answer_help, run_main, stage_params
+
+if __name__ == "__main__":
+    answer_help(__doc__)  # at once: the imports below take seconds
+
 import csv
 import io
 import math
@@ -33,7 +38,6 @@ from pipeline import paths
 from pipeline.artifact import save_model_file
 from pipeline.batching import EpochPlan, Split, keep_ids_on_host
 from pipeline.checkpoint import TrainState, fingerprint, load_checkpoint, save_checkpoint
-from pipeline.cli import StageError, run_main, stage_params
 from pipeline.decision import labels_at
 from pipeline.devices import all_reduce, autocast, end_processes, start_processes, training_autocast, world
 from pipeline.files import atomic_path, read_json, write_json

@@ -160,3 +160,41 @@ def test_predict_command_bad_input_is_one_clear_line(tmp_path, args, stdin, mess
     out = predict(*args, stdin=stdin, cwd=tmp_path)
     assert out.returncode == 1
     assert out.stderr.startswith("error: ") and message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ([], 'no records to score: send at least one, e.g. {"text": "Great value."}'),
+        (["fine", None], "'text' must be a non-empty string: record 1 is null"),
+        (["", " \n", "fine"], "'text' must be a non-empty string: record 0 is \"\", record 1 is \" \\n\""),
+        ([123, True, [1, 2], {"a": 1}, float("nan")],
+         "'text' must be a non-empty string: record 0 is 123, record 1 is true, record 2 is [1, 2], "
+         'record 3 is {"a": 1}, record 4 is null'),
+        ([None] * 7, "'text' must be a non-empty string: record 0 is null, record 1 is null, record 2 is null, "
+         "record 3 is null, record 4 is null (and 2 more)"),
+    ],
+)  # fmt: skip
+def test_the_mlflow_model_refuses_records_that_are_not_text_naming_them(tmp_path, values, message):
+    from mlflow.exceptions import MlflowException
+
+    make_model_file(tmp_path / "model.pt")
+    with pytest.raises(MlflowException) as error:
+        pyfunc_predictions(tmp_path / "model.pt", tmp_path, values)
+    assert error.value.message == message and error.value.get_http_status_code() == 400
+
+
+def test_a_review_without_a_known_word_gets_no_label(tmp_path):
+    make_model_file(tmp_path / "model.pt")
+    texts = ["great value", "<p><br/></p>", "zebra quokka", "fine"]  # tags only; unknown words only
+    by_pyfunc = pyfunc_predictions(tmp_path / "model.pt", tmp_path, texts)
+    assert by_pyfunc["sentiment"][1:3] == ["no known words"] * 2
+    assert by_pyfunc["label"][1:3] == by_pyfunc["probability"][1:3] == [None, None]
+    assert by_pyfunc["sentiment"][0] in ("positive", "negative") and 0 < by_pyfunc["probability"][3] < 1
+
+    out = predict("--model", str(tmp_path / "model.pt"), "--json", *texts)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows[2] == {"text": "zebra quokka", "probability": None, "label": None, "sentiment": "no known words"}
+    assert [row["label"] for row in rows] == by_pyfunc["label"]
+    table = predict("--model", str(tmp_path / "model.pt"), *texts).stdout.splitlines()
+    assert table[2] == "no known words  zebra quokka"

@@ -105,3 +105,15 @@ def test_a_params_typo_stops_the_stage_naming_the_key(tmp_path):
     assert (
         result.stderr.strip() == "error: params.yaml: data.tset: unknown key (known: max_reject_fraction, test, train)"
     )
+
+
+@pytest.mark.parametrize("stage", [*DATA_STAGES, "pretrain", "train", "evaluate", "baseline"])
+def test_help_describes_the_stage_without_loading_torch_mlflow_or_gensim(stage):
+    # -X importtime lists every module the process imported, on stderr
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", f"pipeline.{stage}", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: ") and f"\n{stage}: " in result.stdout and "--params PARAMS" in result.stdout
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
+    assert not imported & {"torch", "mlflow", "gensim", "sklearn"}
