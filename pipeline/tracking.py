@@ -12,6 +12,7 @@ own run here (:func:`log_baseline`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -27,6 +28,8 @@ from pipeline.cli import StageError
 from pipeline.params import Params
 
 MODEL_HASH_TAG = "model_sha256"
+# MLflow 3's UI opens an experiment of this kind on its runs, not on the GenAI traces overview
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 HOST_TAG, PID_TAG = "process.host", "process.pid"
 DATASET_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
 # MLflow's HTTP client retries a dead server for minutes by default; inside quick_requests() a call
@@ -113,21 +116,40 @@ def tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
 
 
+@contextlib.contextmanager
+def first_use_lock(uri: str) -> Iterator[None]:
+    """One process at a time past here for a SQLite store (a lock file beside the database).
+    Stages that open a new ``mlflow.db`` at once (``dvc queue start -j 2``) otherwise race
+    MLflow's schema migration and the experiment's creation, and one of them fails."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///"))
+    if not database.parent.is_dir():
+        yield  # the store's own error names the missing folder
+        return
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def use_experiment(name: str) -> str:
     """Point MLflow at our store and experiment (created with an absolute artifact root). A store
     that cannot be reached or read stops the stage here, within seconds, with one line."""
     root = repo_root()
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
-    with one_line_errors(), quick_requests():
+    with one_line_errors(), quick_requests(), first_use_lock(uri):
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
             # An explicit absolute artifact root: the default is relative to the working
             # directory, which for `dvc exp run --temp` is a temporary copy that disappears.
             artifacts = (root / "mlruns").as_uri() if uri.startswith("sqlite:") else None
-            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts)
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_KIND)
         else:
             experiment_id = experiment.experiment_id
+            if not set(EXPERIMENT_KIND) & set(experiment.tags):  # made by an older version of the pipeline
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         mlflow.set_experiment(experiment_id=experiment_id)
         fail_dead_runs(experiment_id)
     return experiment_id
@@ -171,6 +193,15 @@ def run_tags() -> dict[str, str]:
     if name := dvc_experiment():
         tags["dvc_exp_name"] = name
     return tags
+
+
+def run_name() -> str | None:
+    """The DVC experiment's name under ``dvc exp run``; for a plain ``dvc repro``, ``repro-`` and
+    the short git commit (MLflow's random name when there is no git)."""
+    if name := dvc_experiment():
+        return name
+    commit = git_commit()
+    return f"repro-{commit[:7]}" if commit else None
 
 
 def dvc_experiment() -> str | None:

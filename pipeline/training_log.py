@@ -27,11 +27,11 @@ from pipeline.params import Params
 from pipeline.tracking import (
     MODEL_HASH_TAG,
     describe,
-    dvc_experiment,
     log_shard_datasets,
     one_line_errors,
     process_tags,
     quick_requests,
+    run_name,
     run_tags,
     use_experiment,
 )
@@ -142,7 +142,7 @@ def sync() -> None:
 
 @contextlib.contextmanager
 def training_run(params: Params, manifest: dict, extra_params: dict, enabled: bool = True) -> Iterator[TrainingRun]:
-    """An MLflow run (named after the DVC experiment, if any) with every param, ``extra_params``,
+    """An MLflow run (named after the DVC experiment, or the git commit) with every param, ``extra_params``,
     the train and validation shards as datasets, and system metrics. A store that does not work
     here stops the stage with one line, within seconds; once the run has started, nothing the
     store does stops the training (see :class:`TrainingRun`)."""
@@ -153,7 +153,7 @@ def training_run(params: Params, manifest: dict, extra_params: dict, enabled: bo
         with one_line_errors(), quick_requests():
             use_experiment(params.mlflow.experiment)
             tags = {**run_tags(), **process_tags(), "model_type": "lstm"}
-            run = mlflow.start_run(run_name=dvc_experiment(), tags=tags, log_system_metrics=True)
+            run = mlflow.start_run(run_name=run_name(), tags=tags, log_system_metrics=True)
             mlflow.log_params(params.flat())
             mlflow.log_params(extra_params)
             log_shard_datasets(paths.SHARDS_DIR, manifest, ("train", "val"))

@@ -2,6 +2,7 @@
 
     uv run python scripts/screenshot_mlflow_ui.py docs/mlflow-compare.png
     uv run python scripts/screenshot_mlflow_ui.py --view charts docs/mlflow-charts.png
+    uv run python scripts/screenshot_mlflow_ui.py --view experiment experiment.png   # the page a click opens
 
 Starts ``mlflow ui`` on 127.0.0.1 (a free port) against the project's store, opens the
 "compare runs" page of the two newest runs tagged ``model_type=lstm`` in headless Chromium,
@@ -40,7 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", type=Path, help="PNG file to write")
     parser.add_argument(
-        "--view", choices=["compare", "charts"], default="compare", help="the compare-runs page or the chart view"
+        "--view", choices=["compare", "charts", "experiment"],
+        default="compare",
+        help="the compare-runs page, the chart view, or the experiment's own page",
     )
     parser.add_argument("--size", default="1600,1500", help="window width,height (default: %(default)s)")
     args = parser.parse_args()
@@ -78,6 +81,8 @@ def main() -> None:
                 {"runs": json.dumps(run_ids), "experiments": json.dumps([experiment.experiment_id])}
             )
             url = f"http://127.0.0.1:{port}/#/compare-runs?{query}"
+        elif args.view == "experiment":
+            url = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
         else:
             query = urllib.parse.urlencode({"compareRunsMode": "CHART", "searchFilter": "tags.model_type = 'lstm'"})
             url = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?{query}"

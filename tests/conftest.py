@@ -1,11 +1,15 @@
+import contextlib
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -72,3 +76,34 @@ def free_port() -> int:
 
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def start_server(backend_uri: str, artifacts: Path, port: int) -> subprocess.Popen:
+    """A real ``mlflow server`` on 127.0.0.1, serving its artifacts, once it answers."""
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                kill(server)
+                pytest.fail("mlflow server did not start")
+            time.sleep(0.5)
+
+
+def kill(server: subprocess.Popen) -> None:
+    """The server and every process it started (web workers, job runner), at once, as a crash
+    would; killing only the first leaves the workers answering."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(server.pid)
+        for process in [*parent.children(recursive=True), parent]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+    server.wait()

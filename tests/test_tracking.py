@@ -1,17 +1,14 @@
 """Tracking never costs a run: a store that does not work stops a stage at once with one line,
 and a real MLflow server that dies during training costs nothing that `sync` cannot send later."""
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import mlflow
-import psutil
 import pytest
 
 from pipeline.cli import StageError
@@ -19,40 +16,10 @@ from pipeline.params import Params
 from pipeline.tracking import HOST_TAG, PID_TAG, use_experiment
 from pipeline.train import train_model
 from pipeline.training_log import sync, training_run
-from tests.conftest import BIN, free_port
+from tests.conftest import free_port, kill, start_server
 from tests.test_train import small_run
 
 ADVICE = "(start or repair it, or set MLFLOW_TRACKING_URI to another store)"
-
-
-def start_server(root, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "served")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return server
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                kill(server)
-                pytest.fail("mlflow server did not start")
-            time.sleep(0.5)
-
-
-def kill(server: subprocess.Popen) -> None:
-    """The server and every process it started (web workers, job runner), at once, as a crash
-    would; killing only the first leaves the workers answering."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        parent = psutil.Process(server.pid)
-        for process in [*parent.children(recursive=True), parent]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-    server.wait()
 
 
 def stage_error_within(seconds: float, call) -> str:
@@ -95,7 +62,7 @@ def test_a_read_only_store_stops_training_before_it_starts(tmp_path, monkeypatch
 
 def test_a_server_killed_during_training_costs_nothing(tmp_path, monkeypatch, capfd):
     port = free_port()
-    server = start_server(tmp_path, port)
+    server = start_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "served", port)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     monkeypatch.chdir(tmp_path)
     shards = tmp_path / "data" / "processed" / "shards"
@@ -128,7 +95,7 @@ def test_a_server_killed_during_training_costs_nothing(tmp_path, monkeypatch, ca
     kept = json.loads((tmp_path / "models" / "mlflow-pending" / run_id / "pending.json").read_text())
     assert [entry["step"] for entry in kept["metrics"]] == [row["step"] for row in history[1:]] + [0]
 
-    server = start_server(tmp_path, port)  # back, on the same database
+    server = start_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "served", port)  # back, same database
     try:
         sync()
         client = mlflow.MlflowClient(f"http://127.0.0.1:{port}")
@@ -179,3 +146,30 @@ def test_evaluate_logs_to_the_run_train_recorded_not_another_with_the_same_weigh
     paths.RUN_ID_FILE.write_text(json.dumps({"run_id": ours, MODEL_HASH_TAG: "same"}))
     assert training_run_of(experiment_id, "same") == ours
     assert training_run_of(experiment_id, "other") is None  # a record of another model is not used
+
+
+def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    older = client.create_experiment("made-before")  # as an older version of the pipeline did: no kind
+    for name in ("lstm-sentiment", "made-before"):
+        experiment_id = use_experiment(name)
+        assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment_id == older
+
+
+def test_a_run_is_named_after_the_dvc_experiment_or_else_the_git_commit(tmp_path, monkeypatch):
+    from pipeline.tracking import run_name
+
+    monkeypatch.chdir(tmp_path)
+    for variable in ("DVC_EXP_NAME", "DVC_ROOT"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    assert run_name() is None  # no commit yet: MLflow picks a name
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "first"], check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    assert run_name() == f"repro-{commit[:7]}"
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-low")
+    assert run_name() == "lr-low"
