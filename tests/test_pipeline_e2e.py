@@ -168,11 +168,22 @@ def test_mlflow_models_serve_answers_json_requests_on_loopback(pipeline_run):
             headers={"Content-Type": "application/json"},
         )
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"]
+        bad = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"dataframe_records": [{"text": reviews[0]}, {"text": None}, {"text": 123}]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=30)
+        refusal = json.loads(refused.value.read())
     finally:
         server.terminate()
         server.wait(timeout=30)
     assert [set(a) for a in answer] == [{"probability", "label", "sentiment"}] * 2
     assert all(0 <= a["probability"] <= 1 and a["label"] == int(a["probability"] >= 0.5) for a in answer)
+    assert refused.value.code == 400
+    # MLflow's server puts the input and "Error: " before the model's message
+    assert refusal["message"].endswith("Error: 'text' must be a non-empty string: record 1 is null, record 2 is 123")
 
 
 def render_check(html: Path) -> str:
