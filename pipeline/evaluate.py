@@ -11,7 +11,9 @@ keys in ``metrics/eval.json``. Plot data for ``dvc plots show`` under ``plots/``
 On the MLflow run that trained this very model file (pipeline.evaluation_log) it logs
 the metrics as ``test_*``, the report as PNG figures, the test shards as a dataset, and the
 raw-text pyfunc model (pipeline.mlflow_model), registered as ``mlflow.registered_model`` after
-checking that it scores raw test reviews as the shards do.
+checking that it scores raw test reviews as the shards do; the new version takes the alias
+``@champion`` unless the champion scored better (by ``mlflow.champion_margin``) on the same
+test reviews.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pipeline.cli import StageError, answer_help, run_main, stage_params
 
 if __name__ == "__main__":
     answer_help(__doc__)  # at once: the imports below take seconds
+
+import hashlib
 
 import numpy as np
 import polars as pl
@@ -89,14 +93,28 @@ def main() -> None:
     sample_texts = head["text"].gather(checked).to_list()
     check_raw_text_path(model_file, sample_texts, probs[: len(checked)])
 
-    log_report(params, result, tables, sample_texts[:2], manifest)
+    registry = log_report(params, result, tables, sample_texts[:2], manifest, test_split_digest(review_rows, labels))
     print(
         f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, F1 {result['f1']:.4f}, "
         f"ROC AUC {result['roc_auc']}, ECE {result['ece']:.4f} on {result['rows']} test reviews"
     )
+    if registry:
+        print(f"evaluate: {registry}")
 
 
-def log_report(params: Params, result: dict, tables: dict, example_texts: list[str], manifest: dict) -> None:
+def test_split_digest(review_rows: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 of the test reviews (raw texts and labels, in order): which reviews an accuracy was
+    measured on, whatever the vocabulary, truncation or padding."""
+    digest = hashlib.sha256(labels.astype(np.int8).tobytes())
+    texts = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text"])["text"].gather(review_rows)
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def log_report(
+    params: Params, result: dict, tables: dict, example_texts: list[str], manifest: dict, test_split: str
+) -> str | None:
     from pipeline.evaluation_log import log_evaluation
     from pipeline.figures import report_figures
 
@@ -110,7 +128,7 @@ def log_report(params: Params, result: dict, tables: dict, example_texts: list[s
         tables["length_buckets.csv"],
         history,
     )
-    log_evaluation(params, result, figures, example_texts, manifest)
+    return log_evaluation(params, result, figures, example_texts, manifest, test_split)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Evaluate's MLflow logging: on the run that trained the model file, the test metrics, the
-report's figures, the test set as a dataset, and the raw-text pyfunc model, registered.
+report's figures, the test set as a dataset, and the raw-text pyfunc model, registered and, when
+it is not worse than the current one on the same test reviews, aliased ``@champion``.
 
 The training run is the one whose id the train stage left beside the model file
 (``models/mlflow-run.json``, not a DVC output, so each DVC experiment's copy has its own), else
@@ -17,6 +18,8 @@ from pipeline import paths
 from pipeline.files import sha256_file
 from pipeline.params import Params
 from pipeline.tracking import MODEL_HASH_TAG, log_shard_datasets, one_line_errors, run_tags, use_experiment
+
+CHAMPION = "champion"  # the registry alias to serve: models:/lstm-sentiment@champion
 
 
 def training_run_of(experiment_id: str, model_hash: str) -> str | None:
@@ -41,10 +44,13 @@ def find_run_by_model_hash(experiment_id: str, model_hash: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def log_evaluation(params: Params, result: dict, figures: dict, example_texts: list[str], manifest: dict) -> None:
+def log_evaluation(
+    params: Params, result: dict, figures: dict, example_texts: list[str], manifest: dict, test_split: str
+) -> str | None:
     """On the MLflow run that produced models/model.pt: the test metrics (``test_*``), the
-    report's figures, the test set as an input dataset, and the raw-text pyfunc model
-    (registered when ``mlflow.registered_model`` is set)."""
+    report's figures, the test set as an input dataset, and the raw-text pyfunc model, registered
+    when ``mlflow.registered_model`` is set (see :func:`register`; ``test_split`` names the test
+    reviews). Returns what became of the registered version."""
     experiment_id = use_experiment(params.mlflow.experiment)
     model_hash = sha256_file(paths.MODEL_FILE)
     with one_line_errors():
@@ -60,12 +66,22 @@ def log_evaluation(params: Params, result: dict, figures: dict, example_texts: l
             trained_on = mlflow.get_run(run_id).inputs.dataset_inputs if run_id else []
             digest = next((i.dataset.digest for i in trained_on if i.dataset.name.startswith("shards/")), None)
             log_shard_datasets(paths.SHARDS_DIR, manifest, ("test",), digest)
-            log_text_model(params.mlflow.registered_model, example_texts)
+            model_info = log_text_model(example_texts)
+            if params.mlflow.registered_model is None:
+                return None
+            return register(
+                params.mlflow.registered_model,
+                model_info,
+                mlflow.active_run().info.run_id,
+                result["accuracy"],
+                test_split,
+                params.mlflow.champion_margin,
+            )
 
 
-def log_text_model(registered_model: str | None, example_texts: list[str]) -> None:
+def log_text_model(example_texts: list[str]) -> mlflow.models.model.ModelInfo:
     """models/model.pt as a pyfunc that takes raw text (pipeline/mlflow_model.py, "models from
-    code", with the pipeline package as its code), registered as ``registered_model``."""
+    code", with the pipeline package as its code)."""
     import pandas as pd
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -75,7 +91,7 @@ def log_text_model(registered_model: str | None, example_texts: list[str]) -> No
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]),
     )
-    mlflow.pyfunc.log_model(
+    return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(package / "mlflow_model.py"),
         artifacts={"model": str(paths.MODEL_FILE)},
@@ -83,8 +99,35 @@ def log_text_model(registered_model: str | None, example_texts: list[str]) -> No
         signature=signature,
         input_example=pd.DataFrame({"text": example_texts}),
         pip_requirements=pinned_requirements(),
-        registered_model_name=registered_model,
     )
+
+
+def register(name: str, model_info, run_id: str, accuracy: float, test_split: str, margin: float) -> str:
+    """Register the logged model as a new version of ``name`` (tagged with its test accuracy and
+    test reviews) and give it the alias ``champion`` unless the current champion, measured on the
+    same test reviews, is better by more than ``margin``; the registry only moves forward."""
+    client = mlflow.MlflowClient()
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    tags = {"test_accuracy": repr(accuracy), "test_split": test_split}
+    version = client.create_model_version(name, model_info.model_uri, run_id, tags, model_id=model_info.model_id)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:  # no champion yet
+        champion = None
+    registered = f"registered {name} version {version.version}"
+    if champion is not None and champion.tags.get("test_split") != test_split:
+        return (
+            f"{registered}; @{CHAMPION} stays version {champion.version}, which was tested on other reviews "
+            f"(to move it: mlflow.MlflowClient().set_registered_model_alias({name!r}, {CHAMPION!r}, {version.version}))"
+        )
+    if champion is not None and accuracy < float(champion.tags["test_accuracy"]) - margin:
+        return (
+            f"{registered}; @{CHAMPION} stays version {champion.version} (test accuracy "
+            f"{float(champion.tags['test_accuracy']):.4f}; this one {accuracy:.4f}, mlflow.champion_margin {margin})"
+        )
+    client.set_registered_model_alias(name, CHAMPION, version.version)
+    return f"{registered}, now @{CHAMPION}"
 
 
 def pinned_requirements() -> list[str]:

@@ -31,10 +31,15 @@ def parquet_batches(path: str | Path, batch_rows: int, columns: list[str] | None
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``final``; rename it into place only on success.
 
-    Works for files and directories, so an interrupted stage never leaves a half output.
+    Works for files and directories, so an interrupted stage never leaves a half output; what a
+    killed one left (a sibling named after a process that is gone) goes the next time.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    for left in final.parent.glob(f".{final.name}.tmp-*"):
+        pid = left.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            _remove(left)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     _remove(tmp)
     try:
@@ -43,6 +48,16 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         _remove(tmp)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:

@@ -127,6 +127,9 @@ class BaselineParams:
 class MlflowParams:
     experiment: str = "lstm-sentiment"
     registered_model: str | None = "lstm-sentiment"  # registry name for evaluated models; null: do not register
+    # a new version takes the alias @champion when its test accuracy is at least the champion's
+    # minus this, on the same test reviews
+    champion_margin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,8 @@ def _check_ranges(p: Params) -> None:
     }.items():
         if not 0.0 <= value <= 1.0:
             raise ParamsError(f"{key}: must be between 0 and 1, got {value}")
+    if not 0.0 <= p.mlflow.champion_margin <= 1.0:
+        raise ParamsError(f"mlflow.champion_margin: must be between 0 and 1, got {p.mlflow.champion_margin}")
     for key, value in {"train.dropout": p.train.dropout, "train.embedding_dropout": p.train.embedding_dropout}.items():
         if not 0.0 <= value < 1.0:  # 1.0 drops every value: nothing is learned
             raise ParamsError(f"{key}: must be at least 0 and below 1, got {value}")

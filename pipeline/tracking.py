@@ -133,9 +133,19 @@ def first_use_lock(uri: str) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
+def quiet_mlflow() -> None:
+    """MLflow's INFO lines (system metrics starting and stopping, uv detection, signature checks),
+    its warning that a uv environment has no pip, and its progress bar for a model of a few MB
+    tell a user nothing to act on; its other warnings and errors still show."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def use_experiment(name: str) -> str:
     """Point MLflow at our store and experiment (created with an absolute artifact root). A store
     that cannot be reached or read stops the stage here, within seconds, with one line."""
+    quiet_mlflow()
     root = repo_root()
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)

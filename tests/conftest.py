@@ -1,10 +1,11 @@
 import contextlib
+import io
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -36,16 +37,13 @@ def run(args, cwd, env):
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory):
-    """`dvc repro` of a smaller synthetic sample in a temporary copy of the repository (a git
-    repository with one commit on `main`): ``(root, env, output)``."""
+    """`dvc repro` of a smaller synthetic sample in a temporary copy of the repository's committed
+    tree (HEAD, as a fresh clone has it: uncommitted edits, params.yaml's included, are not
+    copied), made a git repository with one commit on `main`: ``(root, env, output)``."""
     root = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=REPO, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(root, filter="data")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # these runs last seconds; the default samples every 10 s

@@ -1,5 +1,8 @@
 import bz2
 import gzip
+import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -120,3 +123,14 @@ def test_empty_and_missing_files_are_clear_errors(tmp_path):
         ingest(data, tmp_path / "out")
     with pytest.raises(StageError, match="input file not found"):
         ingest(DataParams(train=str(tmp_path / "nope.bz2"), test=data.test), tmp_path / "out")
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / "out" / f".reviews.tmp-{gone.stdout.strip()}"  # as a killed ingest leaves it
+    running = tmp_path / "out" / f".reviews.tmp-{os.getppid()}"  # another run still at work
+    for folder in (killed, running):
+        folder.mkdir(parents=True)
+        (folder / "train.parquet").write_bytes(b"half written")
+    ingest(write_pair(tmp_path, b"__label__1 a\n", b"__label__2 b\n"), tmp_path / "out" / "reviews")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [running.name, "reviews"]

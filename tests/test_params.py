@@ -33,6 +33,7 @@ def test_flat_keys_are_dotted_section_names():
         ({"train": {"dropout": 1.0}}, "train.dropout: must be at least 0 and below 1, got 1.0"),
         ({"train": {"grad_clip": -1}}, "train.grad_clip: must be > 0, got -1.0"),
         ({"train": {"threshold": 1.5}}, "train.threshold: must be between 0 and 1, got 1.5"),
+        ({"mlflow": {"champion_margin": -0.1}}, "mlflow.champion_margin: must be between 0 and 1, got -0.1"),
         ({"mlflow": {"experiment": " "}}, "mlflow.experiment: must not be empty"),
         ({"mlflow": {"registered_model": ""}}, "mlflow.registered_model: must not be empty (null: do not register)"),
         ({"evaluate": {"length_buckets": [50, 25]}}, "evaluate.length_buckets: must be increasing"),

@@ -20,6 +20,9 @@ def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
     root, _, output = pipeline_run
     for stage in ("ingest", "clean", "vocab", "encode", "pretrain", "train", "evaluate", "baseline"):
         assert f"Running stage '{stage}'" in output
+    assert "evaluate: registered lstm-sentiment version 1, now @champion" in output
+    # quiet: none of MLflow's INFO lines, pip warning or progress bars
+    assert "INFO mlflow" not in output and "pip version" not in output and "Downloading artifacts" not in output
     result = json.loads((root / "metrics" / "eval.json").read_text())
     assert {"accuracy", "loss", "precision", "recall", "f1", "roc_auc", "pr_auc", "ece"} <= set(result)
     assert {"accuracy_len_1_24", "accuracy_len_25_49", "accuracy_len_200_up"} <= set(result)

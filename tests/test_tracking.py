@@ -149,8 +149,9 @@ def test_evaluate_logs_to_the_run_train_recorded_not_another_with_the_same_weigh
 
 
 def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client = mlflow.MlflowClient()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = mlflow.MlflowClient(uri)  # not the URI an earlier test left set in this process
     older = client.create_experiment("made-before")  # as an older version of the pipeline did: no kind
     for name in ("lstm-sentiment", "made-before"):
         experiment_id = use_experiment(name)
@@ -173,3 +174,37 @@ def test_a_run_is_named_after_the_dvc_experiment_or_else_the_git_commit(tmp_path
     assert run_name() == f"repro-{commit[:7]}"
     monkeypatch.setenv("DVC_EXP_NAME", "lr-low")
     assert run_name() == "lr-low"
+
+
+def test_the_champion_alias_only_moves_forward_on_the_same_test_reviews(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from pipeline.evaluation_log import register
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = use_experiment("lstm-sentiment")
+    client = mlflow.MlflowClient()
+
+    def new_version(accuracy: float, split: str = "reviews-a", margin: float = 0.0) -> str:
+        run_id = client.create_run(experiment_id).info.run_id
+        logged = mlflow.initialize_logged_model(name="model", experiment_id=experiment_id)
+        model_info = SimpleNamespace(model_uri=f"models:/{logged.model_id}", model_id=logged.model_id)
+        return register("lstm-sentiment", model_info, run_id, accuracy, split, margin)
+
+    def champion() -> int:
+        return client.get_model_version_by_alias("lstm-sentiment", "champion").version
+
+    assert new_version(0.90) == "registered lstm-sentiment version 1, now @champion"
+    assert new_version(0.92) == "registered lstm-sentiment version 2, now @champion"
+    assert new_version(0.91) == (
+        "registered lstm-sentiment version 3; @champion stays version 2 "
+        "(test accuracy 0.9200; this one 0.9100, mlflow.champion_margin 0.0)"
+    )
+    assert new_version(0.915, margin=0.01) == "registered lstm-sentiment version 4, now @champion"
+    assert new_version(0.99, split="reviews-b") == (
+        "registered lstm-sentiment version 5; @champion stays version 4, which was tested on other reviews "
+        "(to move it: mlflow.MlflowClient().set_registered_model_alias('lstm-sentiment', 'champion', 5))"
+    )
+    assert champion() == 4
+    version = client.get_model_version("lstm-sentiment", "4")
+    assert version.tags == {"test_accuracy": "0.915", "test_split": "reviews-a"}
