@@ -58,7 +58,7 @@ def log_evaluation(
         if run_id is None:
             print("evaluate: no MLflow run trained this model file (store reset?); logging to a new run")
         new_run_tags = None if run_id else {**run_tags(), MODEL_HASH_TAG: model_hash}
-        with mlflow.start_run(run_id=run_id, tags=new_run_tags):
+        with mlflow.start_run(run_id=run_id, tags=new_run_tags) as run:
             mlflow.log_metrics({f"test_{k}": v for k, v in result.items() if v is not None})
             for name, figure in figures.items():
                 mlflow.log_figure(figure, f"plots/{name}")
@@ -72,7 +72,7 @@ def log_evaluation(
             return register(
                 params.mlflow.registered_model,
                 model_info,
-                mlflow.active_run().info.run_id,
+                run.info.run_id,
                 result["accuracy"],
                 test_split,
                 params.mlflow.champion_margin,

@@ -22,10 +22,9 @@ from pipeline.cli import StageError, answer_help, run_main, stage_params
 if __name__ == "__main__":
     answer_help(__doc__)  # at once: the imports below take seconds
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import tempfile
 
 import numpy as np
 import polars as pl

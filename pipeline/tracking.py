@@ -28,8 +28,9 @@ from pipeline.cli import StageError
 from pipeline.params import Params
 
 MODEL_HASH_TAG = "model_sha256"
-# MLflow 3's UI opens an experiment of this kind on its runs, not on the GenAI traces overview
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# the experiment's kind for MLflow UIs that read it (they open it on its runs, not on GenAI
+# traces); MLflow 3.17's UI follows its own GenAI / Model training switch instead (README)
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 HOST_TAG, PID_TAG = "process.host", "process.pid"
 DATASET_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
 # MLflow's HTTP client retries a dead server for minutes by default; inside quick_requests() a call
@@ -155,11 +156,11 @@ def use_experiment(name: str) -> str:
             # An explicit absolute artifact root: the default is relative to the working
             # directory, which for `dvc exp run --temp` is a temporary copy that disappears.
             artifacts = (root / "mlruns").as_uri() if uri.startswith("sqlite:") else None
-            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_KIND)
+            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags={KIND_TAG: KIND})
         else:
             experiment_id = experiment.experiment_id
-            if not set(EXPERIMENT_KIND) & set(experiment.tags):  # made by an older version of the pipeline
-                mlflow.MlflowClient().set_experiment_tag(experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+            if KIND_TAG not in experiment.tags:  # made by an older version of the pipeline
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, KIND_TAG, KIND)
         mlflow.set_experiment(experiment_id=experiment_id)
         fail_dead_runs(experiment_id)
     return experiment_id
