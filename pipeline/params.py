@@ -69,8 +69,7 @@ class PretrainParams:
     epochs: int = 5
     seed: int = 42
     workers: int = 1  # threads; more is faster, but the vectors are then not the same bytes on every run
-    # unlabelled text read with the train split: a file, or a folder whose *.txt, *.bz2 and *.gz files are read
-    extra_text: str = "data/extra"
+    extra_text: str = "data/extra"  # more unlabelled text: a file, or a folder of *.txt, *.bz2, *.gz files
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,7 @@ class BaselineParams:
 class MlflowParams:
     experiment: str = "lstm-sentiment"
     registered_model: str | None = "lstm-sentiment"  # registry name for evaluated models; null: do not register
-    # a new version takes the alias @champion when its test accuracy is at least the champion's
-    # minus this, on the same test reviews
-    champion_margin: float = 0.0
+    champion_margin: float = 0.0  # @champion moves unless the champion did better by more than this
 
 
 @dataclass(frozen=True)

@@ -257,8 +257,16 @@ def log_shard_datasets(shards_dir: Path, manifest: dict, splits: tuple[str, ...]
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
             source = resolve_dataset_source((shards_dir / split).resolve().as_uri())
         dataset = MetaDataset(source, name=f"shards/{split}", digest=digest)
-        rows = str(manifest["splits"][split]["rows"])
-        mlflow.log_input(dataset, context=DATASET_CONTEXTS[split], tags={"rows": rows, "dvc_path": str(shards_dir)})
+        tags = {"rows": str(manifest["splits"][split]["rows"]), "dvc_path": str(shards_dir)}
+        try:
+            mlflow.log_input(dataset, context=DATASET_CONTEXTS[split], tags=tags)
+        except mlflow.exceptions.MlflowException as error:
+            # Two runs that log the same new dataset at once (identical experiments in a sweep)
+            # can both try to insert it; the loser fails on the unique key. Once, it then finds
+            # the row the other one wrote.
+            if "unique" not in str(error).lower():
+                raise
+            mlflow.log_input(dataset, context=DATASET_CONTEXTS[split], tags=tags)
 
 
 def log_baseline(params: Params, run_name: str, metrics: dict) -> None:
