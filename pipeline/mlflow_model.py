@@ -24,6 +24,9 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
+            if len(model_input) and "text" not in model_input:
+                message = f"the records have no 'text' field (they have {', '.join(map(str, model_input.columns))})"
+                raise MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
             values = model_input["text"].tolist() if "text" in model_input else []
         else:
             values = pd.Series(model_input).tolist()

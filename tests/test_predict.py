@@ -73,7 +73,7 @@ def test_probabilities_match_scoring_the_encoded_split(tmp_path):
     assert probs.shape == (5,) and len(np.unique(probs)) == 5
 
 
-def pyfunc_predictions(model_path: Path, tmp_path: Path, texts: list[str]) -> dict:
+def pyfunc_predictions(model_path: Path, tmp_path: Path, texts) -> dict:
     """The MLflow model as evaluate logs it (models from code, the package as its code), saved
     to a folder and loaded back."""
     import mlflow
@@ -87,7 +87,8 @@ def pyfunc_predictions(model_path: Path, tmp_path: Path, texts: list[str]) -> di
         code_paths=[str(REPO / "pipeline")],
         pip_requirements=[],
     )
-    return mlflow.pyfunc.load_model(str(saved)).predict(pd.DataFrame({"text": texts})).to_dict(orient="list")
+    frame = texts if isinstance(texts, pd.DataFrame) else pd.DataFrame({"text": texts})
+    return mlflow.pyfunc.load_model(str(saved)).predict(frame).to_dict(orient="list")
 
 
 def test_predict_the_mlflow_model_and_evaluate_agree_at_the_model_files_threshold(tmp_path):
@@ -198,3 +199,13 @@ def test_a_review_without_a_known_word_gets_no_label(tmp_path):
     assert [row["label"] for row in rows] == by_pyfunc["label"]
     table = predict("--model", str(tmp_path / "model.pt"), *texts).stdout.splitlines()
     assert table[2] == "no known words  zebra quokka"
+
+
+def test_the_mlflow_model_names_the_fields_it_got_when_text_is_missing(tmp_path):
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    make_model_file(tmp_path / "model.pt")
+    with pytest.raises(MlflowException) as error:
+        pyfunc_predictions(tmp_path / "model.pt", tmp_path, pd.DataFrame({"review": ["fine"], "stars": [5]}))
+    assert error.value.message == "the records have no 'text' field (they have review, stars)"
