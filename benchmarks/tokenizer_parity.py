@@ -18,8 +18,8 @@ import polars as pl
 from nltk.tokenize import NLTKWordTokenizer
 
 from pipeline.ingest import parse_lines
-from pipeline.rawtext import read_line_blocks
 from pipeline.params import CleanParams
+from pipeline.rawtext import read_line_blocks
 from pipeline.text import clean_text, word_tokens
 
 

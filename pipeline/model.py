@@ -23,6 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline import cpu_math
+
+if cpu_math.portable():
+    # oneDNN's LSTM adds in an order that changes with the CPU and the thread count (pipeline.cpu_math)
+    torch.backends.mkldnn.enabled = False
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -56,9 +56,11 @@ def predict_with_mlflow(model_uri: str, texts: list[str], threshold: float | Non
     result = model.predict(pd.DataFrame({"text": texts})).to_dict(orient="list")
     if threshold is not None:
         known = [label is not None for label in result["label"]]  # None: no known words
-        labels = labels_at([p if k else 0.0 for p, k in zip(result["probability"], known)], threshold)
-        result["label"] = [int(label) if k else None for label, k in zip(labels, known)]
-        result["sentiment"] = [s if k else old for s, k, old in zip(sentiments(labels), known, result["sentiment"])]
+        labels = labels_at([p if k else 0.0 for p, k in zip(result["probability"], known, strict=True)], threshold)
+        result["label"] = [int(label) if k else None for label, k in zip(labels, known, strict=True)]
+        result["sentiment"] = [
+            s if k else old for s, k, old in zip(sentiments(labels), known, result["sentiment"], strict=True)
+        ]
     return result
 
 

@@ -18,9 +18,11 @@ recorded in the shards' manifest and the decision threshold), ``metrics/train.js
 from __future__ import annotations
 
 from pipeline.cli import StageError, answer_help, run_main, stage_params
+from pipeline.cpu_math import pin_code_paths
 
 if __name__ == "__main__":
     answer_help(__doc__)  # at once: the imports below take seconds
+pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
 
 import csv
 import io

@@ -41,7 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", type=Path, help="PNG file to write")
     parser.add_argument(
-        "--view", choices=["compare", "charts", "experiment"],
+        "--view",
+        choices=["compare", "charts", "experiment"],
         default="compare",
         help="the compare-runs page, the chart view, or the experiment's own page",
     )

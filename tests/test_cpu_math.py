@@ -1,0 +1,50 @@
+"""Training gives the same weights whatever code path oneDNN takes and however many threads run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cpu_math import PINS, SWITCH, has_avx2
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a stage's process in miniature: pipeline.train pins the code paths as it loads, then one epoch
+TRAIN = """
+import hashlib, sys
+import pipeline.train
+import numpy as np, torch
+from pipeline.batching import Split
+from pipeline.model import ModelConfig
+from pipeline.params import TrainParams
+torch.set_num_threads(int(sys.argv[1]))
+rng = np.random.default_rng(0)
+ids = rng.integers(1, 50, (2000, 30)).astype(np.int32)
+labels = (ids[:, -5:] < 25).sum(1) > 2
+lengths = np.full(2000, 30)
+cpu = torch.device("cpu")
+train = Split.from_numpy(ids[:1600], labels[:1600], lengths[:1600], cpu)
+val = Split.from_numpy(ids[1600:], labels[1600:], lengths[1600:], cpu)
+config = ModelConfig(vocab_size=50, embedding_dim=32, hidden_sizes=(32,), bidirectional=True, pooling="max")
+model = pipeline.train.train_model(train, val, config, TrainParams(batch_size=64, epochs=1))[0]
+print(hashlib.sha256(b"".join(t.numpy().tobytes() for t in model.state_dict().values())).hexdigest())
+"""
+
+
+def weights_digest(math: str, threads: int, onednn_isa: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in PINS} | {SWITCH: math, "ONEDNN_MAX_CPU_ISA": onednn_isa}
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(threads)], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout.split()[-1]
+
+
+@pytest.mark.skipif(not has_avx2(), reason="the portable code paths are AVX2's: this CPU (or OS) has none to pin")
+def test_weights_are_the_same_whatever_the_onednn_code_path_and_thread_count():
+    # two machines in miniature: an SSE4.1-only oneDNN on one thread vs its AVX2 path on three
+    first, second = (1, "SSE41"), (3, "AVX2")
+    assert weights_digest("portable", *first) == weights_digest("portable", *second)
+    # the comparison can tell: with each library on its own paths, the same two settings differ
+    assert weights_digest("native", *first) != weights_digest("native", *second)
