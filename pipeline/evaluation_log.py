@@ -108,7 +108,12 @@ def register(name: str, model_info, run_id: str, accuracy: float, test_split: st
     same test reviews, is better by more than ``margin``; the registry only moves forward."""
     client = mlflow.MlflowClient()
     if not client.search_registered_models(f"name = '{name}'"):
-        client.create_registered_model(name)
+        try:
+            client.create_registered_model(name)
+        except mlflow.exceptions.MlflowException as error:
+            # two evaluates at once (dvc queue start -j 2) can both find no model: one creates it
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     tags = {"test_accuracy": repr(accuracy), "test_split": test_split}
     version = client.create_model_version(name, model_info.model_uri, run_id, tags, model_id=model_info.model_id)
     try:
