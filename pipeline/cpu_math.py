@@ -28,7 +28,6 @@ SWITCH = "LSTM_SENTIMENT_CPU_MATH"
 PINS = {
     "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised loops
     "MKL_CBWR": "AVX2,STRICT",  # PyTorch's matrix products (MKL conditional numerical reproducibility)
-    "ONEDNN_MAX_CPU_ISA": "AVX2",  # what PyTorch still runs on oneDNN
     "OPENBLAS_CORETYPE": "Haswell",  # NumPy's and SciPy's BLAS (scikit-learn, gensim)
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy's loops above AVX2
 }
