@@ -32,10 +32,10 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from pipeline.batching import Split
-from pipeline.devices import pick_device
-from pipeline.params import TrainParams
-from pipeline.shards import load_split
+from pipeline.core.params import TrainParams
+from pipeline.data.shards import load_split
+from pipeline.model.batching import Split
+from pipeline.model.devices import pick_device
 from pipeline.train import model_config, train_model
 
 REPO = Path(__file__).resolve().parents[1]

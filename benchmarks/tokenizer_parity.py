@@ -17,10 +17,10 @@ from pathlib import Path
 import polars as pl
 from nltk.tokenize import NLTKWordTokenizer
 
+from pipeline.core.params import CleanParams
+from pipeline.data.rawtext import read_line_blocks
+from pipeline.data.text import clean_text, word_tokens
 from pipeline.ingest import parse_lines
-from pipeline.params import CleanParams
-from pipeline.rawtext import read_line_blocks
-from pipeline.text import clean_text, word_tokens
 
 
 def compare(texts: pl.Series, clean: CleanParams, show: int = 5) -> dict:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from pipeline.batching import Split  # noqa: E402
-from pipeline.decision import labels_at  # noqa: E402
-from pipeline.devices import pick_device  # noqa: E402
-from pipeline.inference import evaluate_split  # noqa: E402
-from pipeline.params import TrainParams  # noqa: E402
-from pipeline.shards import load_split  # noqa: E402
+from pipeline.core.params import TrainParams  # noqa: E402
+from pipeline.data.shards import load_split  # noqa: E402
+from pipeline.model.batching import Split  # noqa: E402
+from pipeline.model.decision import labels_at  # noqa: E402
+from pipeline.model.devices import pick_device  # noqa: E402
+from pipeline.model.inference import evaluate_split  # noqa: E402
 from pipeline.train import model_config, train_model  # noqa: E402
 
 

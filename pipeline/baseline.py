@@ -11,12 +11,12 @@ probability in ``data/predictions/baseline.parquet``, and logs a run named
 
 from __future__ import annotations
 
-from pipeline.cli import StageError, answer_help, run_main, stage_params
-from pipeline.cpu_math import pin_code_paths
+from pipeline.core.cli import StageError, answer_help, run_main, stage_params
+from pipeline.core.cpu_math import pin_code_paths
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # run as a stage, not imported: nothing global changes on import
     answer_help(__doc__)  # at once: the imports below take seconds
-pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
+    pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
 
 import numpy as np
 import polars as pl
@@ -24,11 +24,11 @@ import pyarrow.parquet as pq
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipeline import paths
-from pipeline.files import atomic_path, write_json
-from pipeline.metrics import classification_metrics
-from pipeline.params import BaselineParams
-from pipeline.shards import validation_mask
+from pipeline.core import paths
+from pipeline.core.params import BaselineParams
+from pipeline.data.files import atomic_path, write_json
+from pipeline.data.shards import validation_mask
+from pipeline.report.metrics import classification_metrics
 
 RUN_NAME = "tfidf-logreg"
 
@@ -67,7 +67,7 @@ def read_tokens(split: str) -> tuple[list[list[str]], np.ndarray]:
 
 
 def main() -> None:
-    from pipeline.tracking import log_baseline
+    from pipeline.tracking.store import log_baseline
 
     params, _ = stage_params(__doc__)
     train_tokens, train_labels = read_tokens("train")

@@ -1,4 +1,4 @@
-"""clean: review text -> normalised tokens (pipeline.text's cleaning and NLTK-faithful tokenizer).
+"""clean: review text -> normalised tokens (pipeline.data.text's cleaning and NLTK-faithful tokenizer).
 
 Reads ``data/interim/reviews/{train,test}.parquet`` and writes ``data/interim/tokens/`` with the
 same rows as ``(label, tokens)``, in batches of 20k reviews on every core; params.yaml ``clean``
@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline import paths
-from pipeline.cli import StageError, run_main, stage_params
-from pipeline.files import atomic_path, parquet_batches
-from pipeline.params import CleanParams, TokenizeParams
-from pipeline.text import text_tokens
+from pipeline.core import paths
+from pipeline.core.cli import StageError, run_main, stage_params
+from pipeline.core.params import CleanParams, TokenizeParams
+from pipeline.data.files import atomic_path, parquet_batches
+from pipeline.data.text import text_tokens
 
 BATCH_ROWS = 20_000
 TOKEN_SCHEMA = pa.schema([("label", pa.int8()), ("tokens", pa.large_list(pa.large_string()))])

@@ -6,12 +6,11 @@ with id 0 on the ``pad`` side (``left`` as the tutorial, so the last real token 
 last column). The test file is split, seeded, into ``val`` (``val_fraction``) and ``test``.
 
 Output: ``shards/{train,val,test}/{ids,labels,lengths}-NNNNN.npy`` and ``shards/manifest.json``
-(pipeline.shards describes the format).
+(pipeline.data.shards describes the format).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,12 @@ import polars as pl
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pipeline import paths
-from pipeline.cli import StageError, run_main, stage_params
-from pipeline.files import atomic_path, parquet_batches, write_json
-from pipeline.params import EncodeParams, Params
-from pipeline.shards import MANIFEST, SPLITS, ShardWriter, validation_mask
-from pipeline.text import PAD_ID, UNK_ID, load_vocab, pad_and_truncate, token_ids
+from pipeline.core import paths
+from pipeline.core.cli import StageError, run_main, stage_params
+from pipeline.core.params import EncodeParams, Params
+from pipeline.data.files import atomic_path, parquet_batches, write_json
+from pipeline.data.shards import MANIFEST, SPLITS, ShardWriter, validation_mask
+from pipeline.data.text import PAD_ID, UNK_ID, load_vocab, pad_and_truncate, token_ids
 
 BATCH_ROWS = 20_000
 
@@ -85,8 +84,8 @@ def encode(tokens_dir: Path, vocab: list[str], all_params: Params, out_dir: Path
         "train_truncated_fraction": round(train_stats["truncated"] / max(train_stats["rows"], 1), 6),
         "splits": {split: writer.close() for split, writer in writers.items()},
         # what made these rows: the model file copies it, so raw text is prepared the same way
-        "clean": asdict(all_params.clean),
-        "tokenize": asdict(all_params.tokenize),
+        "clean": all_params.clean.model_dump(),
+        "tokenize": all_params.tokenize.model_dump(),
         "val_fraction": params.val_fraction,
         "seed": params.seed,
     }

@@ -1,6 +1,6 @@
 """evaluate: trained model + test shards -> metrics/eval.json, plot data, predictions, MLflow model.
 
-The report (pipeline.metrics), at the decision threshold stored in the model file: loss (BCE),
+The report (pipeline.report.metrics), at the decision threshold stored in the model file: loss (BCE),
 accuracy, precision, recall, F1, ROC AUC, PR AUC (average precision), expected calibration
 error, the confusion matrix and accuracy by review length (``evaluate.length_buckets``), as flat
 keys in ``metrics/eval.json``. Plot data for ``dvc plots show`` under ``plots/``: ``roc.csv``,
@@ -8,9 +8,9 @@ keys in ``metrics/eval.json``. Plot data for ``dvc plots show`` under ``plots/``
 ``length_buckets.csv``. Every test review's probability is kept in
 ``data/predictions/test.parquet``.
 
-On the MLflow run that trained this very model file (pipeline.evaluation_log) it logs
+On the MLflow run that trained this very model file (pipeline.tracking.evaluation_run) it logs
 the metrics as ``test_*``, the report as PNG figures, the test shards as a dataset, and the
-raw-text pyfunc model (pipeline.mlflow_model), registered as ``mlflow.registered_model`` after
+raw-text pyfunc model (pipeline.tracking.pyfunc), registered as ``mlflow.registered_model`` after
 checking that it scores raw test reviews as the shards do; the new version takes the alias
 ``@champion`` unless the champion scored better (by ``mlflow.champion_margin``) on the same
 test reviews.
@@ -18,28 +18,28 @@ test reviews.
 
 from __future__ import annotations
 
-from pipeline.cli import StageError, answer_help, run_main, stage_params
-from pipeline.cpu_math import pin_code_paths
+from pipeline.core.cli import StageError, answer_help, run_main, stage_params
+from pipeline.core.cpu_math import pin_code_paths
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # run as a stage, not imported: nothing global changes on import
     answer_help(__doc__)  # at once: the imports below take seconds
-pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
+    pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
 
 import hashlib
 
 import numpy as np
 import polars as pl
 
-from pipeline import paths
-from pipeline.artifact import ModelFile, load_model_file
-from pipeline.batching import Split, keep_ids_on_host
-from pipeline.decision import labels_at
-from pipeline.devices import pick_device
-from pipeline.files import atomic_path, write_json
-from pipeline.inference import Predictor, evaluate_split
-from pipeline.metrics import evaluation_report
-from pipeline.params import EvaluateParams, Params
-from pipeline.shards import load_split, rows_of_test_split
+from pipeline.core import paths
+from pipeline.core.params import EvaluateParams, Params
+from pipeline.data.files import atomic_path, write_json
+from pipeline.data.shards import load_split, rows_of_test_split
+from pipeline.model.batching import Split, keep_ids_on_host
+from pipeline.model.decision import labels_at
+from pipeline.model.devices import pick_device
+from pipeline.model.inference import Predictor, evaluate_split
+from pipeline.model.model_file import ModelFile, load_model_file
+from pipeline.report.metrics import evaluation_report
 
 RAW_TEXT_CHECK_ROWS = 256  # test reviews re-scored from raw text to check the logged model
 
@@ -114,8 +114,8 @@ def test_split_digest(texts: pl.Series, labels: np.ndarray) -> str:
 def log_report(
     params: Params, result: dict, tables: dict, example_texts: list[str], manifest: dict, test_split: str
 ) -> str | None:
-    from pipeline.evaluation_log import log_evaluation
-    from pipeline.figures import report_figures
+    from pipeline.report.figures import report_figures
+    from pipeline.tracking.evaluation_run import log_evaluation
 
     history_file = paths.PLOTS_DIR / "training.csv"
     history = pl.read_csv(history_file) if history_file.exists() else None

@@ -14,11 +14,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import paths
-from pipeline.cli import StageError, run_main, stage_params
-from pipeline.files import atomic_path, write_json
-from pipeline.params import DataParams
-from pipeline.rawtext import decode_lines, read_line_blocks
+from pipeline.core import paths
+from pipeline.core.cli import StageError, run_main, stage_params
+from pipeline.core.params import DataParams
+from pipeline.data.files import atomic_path, write_json
+from pipeline.data.rawtext import decode_lines, read_line_blocks
 
 EXCERPT_CHARS = 200
 

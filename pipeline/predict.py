@@ -6,9 +6,9 @@
 
 By default it uses the train stage's output, models/model.pt, which holds the weights, the
 vocabulary, the preprocessing and the decision threshold the model was trained with: the text
-goes through the pipeline's own code (pipeline.text), and nothing is read from params.yaml, so
-it gives the same answers from any directory. The MLflow model (pipeline.mlflow_model) and
-evaluate use the same ``pipeline.inference.Predictor``.
+goes through the pipeline's own code (pipeline.data.text), and nothing is read from params.yaml, so
+it gives the same answers from any directory. The MLflow model (pipeline.tracking.pyfunc) and
+evaluate use the same ``pipeline.model.inference.Predictor``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline import paths
-from pipeline.cli import StageError, run_main
-from pipeline.decision import labels_at, sentiments
+from pipeline.core import paths
+from pipeline.core.cli import StageError, run_main
+from pipeline.model.decision import labels_at, sentiments
 
 
 def read_reviews(texts: list[str], file: str | None) -> list[str]:
@@ -46,7 +46,7 @@ def predict_with_mlflow(model_uri: str, texts: list[str], threshold: float | Non
     import mlflow
     import pandas as pd
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.tracking.store import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     try:
@@ -80,7 +80,7 @@ def main() -> None:
     if args.model_uri:
         result = predict_with_mlflow(args.model_uri, texts, args.threshold)
     else:
-        from pipeline.inference import Predictor
+        from pipeline.model.inference import Predictor
 
         result = Predictor.from_path(args.model).predict(texts, args.threshold)
     rows = zip(texts, result["probability"], result["label"], result["sentiment"], strict=True)

@@ -17,12 +17,12 @@ Writes ``data/processed/pretrained/word2vec.npy`` (float32 ``[vocab size, vector
 
 from __future__ import annotations
 
-from pipeline.cli import StageError, answer_help, run_main, stage_params
-from pipeline.cpu_math import pin_code_paths
+from pipeline.core.cli import StageError, answer_help, run_main, stage_params
+from pipeline.core.cpu_math import pin_code_paths
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # run as a stage, not imported: nothing global changes on import
     answer_help(__doc__)  # at once: the imports below take seconds
-pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
+    pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
 
 import tempfile
 from collections.abc import Iterator
@@ -36,12 +36,12 @@ from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import RULE_DISCARD, RULE_KEEP
 
-from pipeline import paths
-from pipeline.files import parquet_batches, write_json
-from pipeline.params import CleanParams, PretrainParams, TokenizeParams
-from pipeline.rawtext import decode_lines, read_line_blocks
-from pipeline.text import SPECIALS, load_vocab, text_tokens
-from pipeline.vectors import save_vectors
+from pipeline.core import paths
+from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams
+from pipeline.data.files import parquet_batches, write_json
+from pipeline.data.rawtext import decode_lines, read_line_blocks
+from pipeline.data.text import SPECIALS, load_vocab, text_tokens
+from pipeline.data.vectors import save_vectors
 
 BATCH_ROWS = 20_000
 EXTRA_SUFFIXES = (".txt", ".bz2", ".gz")

@@ -1,28 +1,28 @@
 """train: shards -> LSTM classifier (``models/model.pt``), tracked in MLflow.
 
 One readable loop (:func:`train_model`): shuffled mini-batches, optionally bucketed by length and
-each trimmed to its longest review (pipeline.batching), ``BCEWithLogitsLoss``, Adam, grad-norm
+each trimmed to its longest review (pipeline.model.batching), ``BCEWithLogitsLoss``, Adam, grad-norm
 clipping, an optional LR schedule, validation every ``eval_every`` steps and after each epoch,
 the weights with the best validation loss kept, early stopping after ``patience`` validations
 without improvement, and a checkpoint at every validation that ``train.resume`` continues from
-(pipeline.checkpoint). On a GPU it uses autocast (``train.precision``) and no host
+(pipeline.model.checkpoint). On a GPU it uses autocast (``train.precision``) and no host
 synchronisation per step; on a CPU it is deterministic for a seed. Under ``torchrun`` every
-process takes its share of each batch with DistributedDataParallel (pipeline.devices); only rank
+process takes its share of each batch with DistributedDataParallel (pipeline.model.devices); only rank
 0 writes files and logs.
 
-Writes ``models/model.pt`` (pipeline.artifact: weights, config, vocabulary, the preprocessing
+Writes ``models/model.pt`` (pipeline.model.model_file: weights, config, vocabulary, the preprocessing
 recorded in the shards' manifest and the decision threshold), ``metrics/train.json`` and
-``plots/training.csv``, and logs one MLflow run (pipeline.tracking) that evaluate completes.
+``plots/training.csv``, and logs one MLflow run (pipeline.tracking.store) that evaluate completes.
 """
 
 from __future__ import annotations
 
-from pipeline.cli import StageError, answer_help, run_main, stage_params
-from pipeline.cpu_math import pin_code_paths
+from pipeline.core.cli import StageError, answer_help, run_main, stage_params
+from pipeline.core.cpu_math import pin_code_paths
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # run as a stage, not imported: nothing global changes on import
     answer_help(__doc__)  # at once: the imports below take seconds
-pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
+    pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
 
 import csv
 import io
@@ -36,19 +36,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import paths
-from pipeline.artifact import save_model_file
-from pipeline.batching import EpochPlan, Split, keep_ids_on_host
-from pipeline.checkpoint import TrainState, fingerprint, load_checkpoint, save_checkpoint
-from pipeline.decision import labels_at
-from pipeline.devices import all_reduce, autocast, end_processes, start_processes, training_autocast, world
-from pipeline.files import atomic_path, read_json, write_json
-from pipeline.inference import evaluate_split
-from pipeline.model import LSTMClassifier, ModelConfig, count_parameters, start_embedding
-from pipeline.params import TrainParams
-from pipeline.shards import load_split
-from pipeline.text import Preprocessing, load_vocab
-from pipeline.vectors import load_pretrained
+from pipeline.core import paths
+from pipeline.core.params import TrainParams
+from pipeline.data.files import atomic_path, read_json, write_json
+from pipeline.data.shards import load_split
+from pipeline.data.text import Preprocessing, load_vocab
+from pipeline.data.vectors import load_pretrained
+from pipeline.model.batching import EpochPlan, Split, keep_ids_on_host
+from pipeline.model.checkpoint import TrainState, fingerprint, load_checkpoint, save_checkpoint
+from pipeline.model.decision import labels_at
+from pipeline.model.devices import all_reduce, autocast, end_processes, start_processes, training_autocast, world
+from pipeline.model.inference import evaluate_split
+from pipeline.model.model_file import save_model_file
+from pipeline.model.network import LSTMClassifier, ModelConfig, count_parameters, start_embedding
 
 HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
 
@@ -122,7 +122,7 @@ def train_model(
 
     ``on_eval`` gets each validation's row. With ``checkpoint``, the state is saved there at every
     validation, and with ``params.resume`` training continues from it when it was saved with the
-    same ``checkpoint_fingerprint`` (pipeline.checkpoint.fingerprint). ``pretrained``: vectors
+    same ``checkpoint_fingerprint`` (pipeline.model.checkpoint.fingerprint). ``pretrained``: vectors
     to start the embedding from (see :func:`load_pretrained`)."""
     rank, processes = world()
     torch.manual_seed(params.seed)
@@ -251,7 +251,7 @@ def load_splits(device: torch.device, placement: str) -> tuple[Split, Split, dic
 
 
 def main() -> None:
-    from pipeline.training_log import training_run
+    from pipeline.tracking.training_run import training_run
 
     params, params_file = stage_params(__doc__)
     device = start_processes(params.train.device)

@@ -13,11 +13,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import paths
-from pipeline.cli import StageError, run_main, stage_params
-from pipeline.files import parquet_batches, write_json
-from pipeline.params import VocabParams
-from pipeline.text import PAD_ID, SPECIALS, UNK_ID
+from pipeline.core import paths
+from pipeline.core.cli import StageError, run_main, stage_params
+from pipeline.core.params import VocabParams
+from pipeline.data.files import parquet_batches, write_json
+from pipeline.data.text import PAD_ID, SPECIALS, UNK_ID
 
 BATCH_ROWS = 20_000
 

@@ -27,8 +27,8 @@ import mlflow
 sys.path.insert(0, str(Path(__file__).parent))
 from check_plots_html import run_chromium  # noqa: E402
 
-from pipeline.params import load_params  # noqa: E402
-from pipeline.tracking import tracking_uri  # noqa: E402
+from pipeline.core.params import load_params  # noqa: E402
+from pipeline.tracking.store import tracking_uri  # noqa: E402
 
 
 def free_port() -> int:

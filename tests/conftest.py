@@ -26,6 +26,22 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
+LONG_MODULE = 300  # lines: past it, a module may be doing more than one job
+
+
+def pytest_terminal_summary(terminalreporter):
+    """A guide, not a rule: the package's modules over LONG_MODULE lines, after the results."""
+    long = []
+    for path in sorted((REPO / "pipeline").rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > LONG_MODULE:
+            long.append(f"{path.relative_to(REPO)}: {lines} lines")
+    if long:
+        terminalreporter.section(f"modules over {LONG_MODULE} lines (split one by job if it does several)")
+        for line in long:
+            terminalreporter.write_line(line)
+
+
 BIN = Path(sys.executable).parent
 
 

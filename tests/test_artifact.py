@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from pipeline.artifact import FORMAT_VERSION, load_model_file, save_model_file
-from pipeline.cli import StageError
-from pipeline.model import LSTMClassifier, ModelConfig
-from pipeline.params import CleanParams, TokenizeParams
-from pipeline.text import Preprocessing
+from pipeline.core.cli import StageError
+from pipeline.core.params import CleanParams, TokenizeParams
+from pipeline.data.text import Preprocessing
+from pipeline.model.model_file import FORMAT_VERSION, load_model_file, save_model_file
+from pipeline.model.network import LSTMClassifier, ModelConfig
 from tests.conftest import REPO
 
 VOCAB = ["<pad>", "<unk>", "good", "bad", "not", "a", "b", "c", "d", "e"]

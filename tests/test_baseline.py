@@ -1,7 +1,7 @@
 import numpy as np
 
 from pipeline.baseline import fit_baseline
-from pipeline.params import BaselineParams
+from pipeline.core.params import BaselineParams
 
 
 def negation_reviews(rows: int, seed: int):

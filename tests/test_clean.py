@@ -3,8 +3,8 @@ import pytest
 from nltk.tokenize import NLTKWordTokenizer
 
 from pipeline.clean import tokenize
-from pipeline.params import CleanParams, TokenizeParams
-from pipeline.text import clean_text, word_tokens
+from pipeline.core.params import CleanParams, TokenizeParams
+from pipeline.data.text import clean_text, word_tokens
 from tests.conftest import shared_file
 
 
@@ -75,8 +75,8 @@ def test_clean_text_keeps_row_count_and_nulls():
 
 @pytest.mark.parametrize("dataset", ["amazon_polarity", "imdb"])
 def test_parity_with_nltk_on_real_reviews(dataset):
+    from pipeline.data.rawtext import read_line_blocks
     from pipeline.ingest import parse_lines
-    from pipeline.rawtext import read_line_blocks
 
     path = shared_file(dataset, "test.ft.txt.bz2")
     texts = parse_lines(pl.from_arrow(next(read_line_blocks(path))))[0]["text"].head(2000)

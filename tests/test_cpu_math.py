@@ -7,18 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cpu_math import PINS, SWITCH, has_avx2
+from pipeline.core.cpu_math import PINS, SWITCH, has_avx2
 
 REPO = Path(__file__).resolve().parents[1]
 
-# a stage's process in miniature: pipeline.train pins the code paths as it loads, then one epoch
+# a stage's process in miniature: the code paths pinned before NumPy and PyTorch load, as
+# `python -m pipeline.train` does, then one epoch
 TRAIN = """
 import hashlib, sys
-import pipeline.train
+from pipeline.core.cpu_math import pin_code_paths
+pin_code_paths()
 import numpy as np, torch
-from pipeline.batching import Split
-from pipeline.model import ModelConfig
-from pipeline.params import TrainParams
+import pipeline.train
+from pipeline.core.params import TrainParams
+from pipeline.model.batching import Split
+from pipeline.model.network import ModelConfig
 torch.set_num_threads(int(sys.argv[1]))
 rng = np.random.default_rng(0)
 ids = rng.integers(1, 50, (2000, 30)).astype(np.int32)

@@ -2,10 +2,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipeline.core.params import CleanParams, EncodeParams, Params
+from pipeline.data.shards import load_split, validation_mask
+from pipeline.data.text import pad_and_truncate, token_ids
 from pipeline.encode import encode
-from pipeline.params import CleanParams, EncodeParams, Params
-from pipeline.shards import load_split, validation_mask
-from pipeline.text import pad_and_truncate, token_ids
 
 VOCAB = ["<pad>", "<unk>", "good", "not", "bad"]
 

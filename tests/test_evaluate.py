@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.metrics import (
+from pipeline.report.metrics import (
     calibration_table,
     classification_metrics,
     evaluation_report,
@@ -82,7 +82,7 @@ def test_evaluation_report_gives_flat_metrics_and_every_plot_table():
 
 
 def test_report_figures_draw_every_plot():
-    from pipeline.figures import report_figures
+    from pipeline.report.figures import report_figures
 
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 200)

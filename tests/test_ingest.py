@@ -7,9 +7,9 @@ import sys
 import polars as pl
 import pytest
 
-from pipeline.cli import StageError
+from pipeline.core.cli import StageError
+from pipeline.core.params import DataParams
 from pipeline.ingest import ingest, parse_lines
-from pipeline.params import DataParams
 
 
 def lines(*raw: bytes) -> pl.Series:
@@ -87,7 +87,7 @@ def test_ingest_reads_bz2_gzip_and_plain_text_and_counts_lines(tmp_path, opener,
 
 
 def test_a_line_longer_than_a_block_survives(tmp_path, monkeypatch):
-    monkeypatch.setattr("pipeline.rawtext.BLOCK_BYTES", 1024)
+    monkeypatch.setattr("pipeline.data.rawtext.BLOCK_BYTES", 1024)
     long_text = "word " * 5000
     data = write_pair(tmp_path, f"__label__1 x\n__label__2 {long_text}\n__label__1 y\n".encode(), b"__label__2 z\n")
     metrics = ingest(data, tmp_path / "out")

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.model import LSTMClassifier, ModelConfig, lstm_from_scratch, reverse_real_tokens, to_right_padding
+from pipeline.core import cpu_math
+from pipeline.model.network import LSTMClassifier, ModelConfig, lstm_from_scratch, reverse_real_tokens, to_right_padding
 
 
 def padded(docs, seq_len, side):
@@ -115,3 +116,16 @@ def test_embedding_dropout_is_random_in_training_and_off_in_evaluation():
     without.load_state_dict(model.state_dict())  # same weights: the dropout adds no parameters
     without.train()
     assert torch.equal(without(ids), without(ids))
+
+
+@pytest.mark.parametrize(("math", "inside"), [("portable", False), ("native", True)])
+def test_onednn_is_switched_off_inside_the_lstm_only_and_only_on_the_portable_paths(monkeypatch, math, inside):
+    monkeypatch.setattr(cpu_math, "portable", lambda: math == "portable")
+    model = LSTMClassifier(ModelConfig(vocab_size=10, bidirectional=True))
+    seen = []
+    for layer in [*model.forward_layers, *model.backward_layers]:
+        layer.register_forward_pre_hook(lambda module, args: seen.append(torch.backends.mkldnn.enabled))
+    assert torch.backends.mkldnn.enabled
+    model(torch.tensor([[0, 3, 4], [5, 6, 7]]))
+    assert seen == [inside, inside]
+    assert torch.backends.mkldnn.enabled  # the rest of the process keeps PyTorch's default

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from pipeline.params import Params, ParamsError, load_params, parse_params
+from pipeline.core.params import Params, ParamsError, load_params, parse_params
 from tests.conftest import REPO
 
 
@@ -31,7 +31,7 @@ def test_flat_keys_are_dotted_section_names():
         ({"vocab": {"min_freq": 0}}, "vocab.min_freq: must be > 0"),
         ({"train": {"embedding_dropout": 1.5}}, "train.embedding_dropout: must be at least 0 and below 1, got 1.5"),
         ({"train": {"dropout": 1.0}}, "train.dropout: must be at least 0 and below 1, got 1.0"),
-        ({"train": {"grad_clip": -1}}, "train.grad_clip: must be > 0, got -1.0"),
+        ({"train": {"grad_clip": -1}}, "train.grad_clip: must be > 0, got -1"),
         ({"train": {"threshold": 1.5}}, "train.threshold: must be between 0 and 1, got 1.5"),
         ({"mlflow": {"champion_margin": -0.1}}, "mlflow.champion_margin: must be between 0 and 1, got -0.1"),
         ({"mlflow": {"experiment": " "}}, "mlflow.experiment: must not be empty"),

@@ -12,15 +12,15 @@ import polars as pl
 import pytest
 import torch
 
-from pipeline.artifact import save_model_file
-from pipeline.batching import Split
 from pipeline.clean import tokenize
+from pipeline.core.params import EncodeParams, EvaluateParams, Params
+from pipeline.data.text import Preprocessing
 from pipeline.encode import encode_batch
 from pipeline.evaluate import score_test_split
-from pipeline.inference import Predictor, evaluate_split
-from pipeline.model import LSTMClassifier, ModelConfig
-from pipeline.params import EncodeParams, EvaluateParams, Params
-from pipeline.text import Preprocessing
+from pipeline.model.batching import Split
+from pipeline.model.inference import Predictor, evaluate_split
+from pipeline.model.model_file import save_model_file
+from pipeline.model.network import LSTMClassifier, ModelConfig
 from tests.conftest import REPO
 
 TEXTS = [
@@ -82,7 +82,7 @@ def pyfunc_predictions(model_path: Path, tmp_path: Path, texts) -> dict:
     saved = tmp_path / "pyfunc"
     mlflow.pyfunc.save_model(
         saved,
-        python_model=str(REPO / "pipeline" / "mlflow_model.py"),
+        python_model=str(REPO / "pipeline" / "tracking" / "pyfunc.py"),
         artifacts={"model": str(model_path)},
         code_paths=[str(REPO / "pipeline")],
         pip_requirements=[],

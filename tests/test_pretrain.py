@@ -14,12 +14,12 @@ import polars as pl
 import pytest
 import torch
 
-from pipeline.cli import StageError
-from pipeline.model import LSTMClassifier, ModelConfig, start_embedding
-from pipeline.params import CleanParams, PretrainParams, TokenizeParams, TrainParams
+from pipeline.core.cli import StageError
+from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams, TrainParams
+from pipeline.data.vectors import load_pretrained, save_vectors
+from pipeline.model.network import LSTMClassifier, ModelConfig, start_embedding
 from pipeline.pretrain import extra_text_files, tokenize_extra_text, word2vec
 from pipeline.train import train_model
-from pipeline.vectors import load_pretrained, save_vectors
 from tests.conftest import REPO
 from tests.test_train import small_run
 

@@ -14,7 +14,7 @@ import mlflow
 import pytest
 import yaml
 
-from pipeline.tracking import MODEL_HASH_TAG
+from pipeline.tracking.store import MODEL_HASH_TAG
 from tests.conftest import BIN, free_port, kill, run, start_server
 
 DVC = str(BIN / "dvc")

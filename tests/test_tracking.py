@@ -11,11 +11,11 @@ import time
 import mlflow
 import pytest
 
-from pipeline.cli import StageError
-from pipeline.params import Params
-from pipeline.tracking import HOST_TAG, PID_TAG, use_experiment
+from pipeline.core.cli import StageError
+from pipeline.core.params import Params
+from pipeline.tracking.store import HOST_TAG, PID_TAG, use_experiment
+from pipeline.tracking.training_run import sync, training_run
 from pipeline.train import train_model
-from pipeline.training_log import sync, training_run
 from tests.conftest import free_port, kill, start_server
 from tests.test_train import small_run
 
@@ -132,9 +132,9 @@ def test_a_run_left_running_by_a_dead_process_is_marked_failed_by_the_next_stage
 
 
 def test_evaluate_logs_to_the_run_train_recorded_not_another_with_the_same_weights(tmp_path, monkeypatch):
-    from pipeline import paths
-    from pipeline.evaluation_log import training_run_of
-    from pipeline.tracking import MODEL_HASH_TAG
+    from pipeline.core import paths
+    from pipeline.tracking.evaluation_run import training_run_of
+    from pipeline.tracking.store import MODEL_HASH_TAG
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -160,7 +160,7 @@ def test_the_experiment_opens_on_its_runs_in_the_mlflow_ui(tmp_path, monkeypatch
 
 
 def test_a_run_is_named_after_the_dvc_experiment_or_else_the_git_commit(tmp_path, monkeypatch):
-    from pipeline.tracking import run_name
+    from pipeline.tracking.store import run_name
 
     monkeypatch.chdir(tmp_path)
     for variable in ("DVC_EXP_NAME", "DVC_ROOT"):
@@ -179,7 +179,7 @@ def test_a_run_is_named_after_the_dvc_experiment_or_else_the_git_commit(tmp_path
 def test_the_champion_alias_only_moves_forward_on_the_same_test_reviews(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from pipeline.evaluation_log import register
+    from pipeline.tracking.evaluation_run import register
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = use_experiment("lstm-sentiment")

@@ -1,17 +1,16 @@
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.batching import Split, batch_to_device, epoch_batches, keep_ids_on_host, trim_batch
-from pipeline.checkpoint import fingerprint
-from pipeline.cli import StageError
-from pipeline.devices import autocast_dtype, first_working_autocast
-from pipeline.inference import evaluate_split
-from pipeline.model import ModelConfig
-from pipeline.params import TrainParams
+from pipeline.core.cli import StageError
+from pipeline.core.params import TrainParams
+from pipeline.model.batching import Split, batch_to_device, epoch_batches, keep_ids_on_host, trim_batch
+from pipeline.model.checkpoint import fingerprint
+from pipeline.model.devices import autocast_dtype, first_working_autocast
+from pipeline.model.inference import evaluate_split
+from pipeline.model.network import ModelConfig
 from pipeline.train import make_scheduler, train_model
 
 
@@ -120,9 +119,9 @@ def test_data_placement_auto_keeps_ids_on_the_gpu_only_when_they_take_at_most_ha
 
 def test_a_checkpoint_resumes_after_changing_only_where_the_data_lives():
     params, manifest = TrainParams(), {"vocab_size": 10}
-    same = fingerprint(replace(params, data_placement="host", resume=True), manifest)
+    same = fingerprint(params.model_copy(update={"data_placement": "host", "resume": True}), manifest)
     assert fingerprint(params, manifest) == same
-    assert fingerprint(replace(params, lr=0.1), manifest) != same
+    assert fingerprint(params.model_copy(update={"lr": 0.1}), manifest) != same
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
@@ -142,7 +141,9 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert torch.load(checkpoint, weights_only=True)["state"]["step"] == 12
 
     replayed = []
-    resumed = train_model(train, val, config, replace(params, resume=True), replayed.append, checkpoint, "same")
+    resumed = train_model(
+        train, val, config, params.model_copy(update={"resume": True}), replayed.append, checkpoint, "same"
+    )
     model, history, summary, _ = resumed
     assert history == full_history and replayed == full_history  # restored rows are logged again
     assert summary == full_summary
@@ -151,7 +152,12 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
 
     # a checkpoint written with other params or data is not resumed: training starts over
     fresh = train_model(
-        train, val, config, replace(params, resume=True), checkpoint=checkpoint, checkpoint_fingerprint="other"
+        train,
+        val,
+        config,
+        params.model_copy(update={"resume": True}),
+        checkpoint=checkpoint,
+        checkpoint_fingerprint="other",
     )
     assert fresh[1] == full_history
 
@@ -228,7 +234,7 @@ def test_two_process_torchrun_training_matches_single_process(tmp_path):
 
 
 def test_evaluate_split_scores_in_length_order_but_returns_rows_in_their_own_order():
-    from pipeline.model import LSTMClassifier
+    from pipeline.model.network import LSTMClassifier
 
     ids, labels, lengths = negation_task(50, 3)
     model = LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,))).eval()
@@ -271,7 +277,12 @@ def test_a_corrupt_checkpoint_stops_resume_with_one_line(tmp_path):
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a write cut short
     with pytest.raises(StageError) as error:
         train_model(
-            train, val, config, replace(params, resume=True), checkpoint=checkpoint, checkpoint_fingerprint="same"
+            train,
+            val,
+            config,
+            params.model_copy(update={"resume": True}),
+            checkpoint=checkpoint,
+            checkpoint_fingerprint="same",
         )
     assert str(error.value) == (
         f"{checkpoint}: not a readable checkpoint (truncated or corrupt?): delete it to train from scratch"

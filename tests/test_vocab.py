@@ -1,8 +1,8 @@
 import polars as pl
 import pytest
 
-from pipeline.cli import StageError
-from pipeline.params import VocabParams
+from pipeline.core.cli import StageError
+from pipeline.core.params import VocabParams
 from pipeline.vocab import build_vocab, count_tokens, vocab_metrics
 
 

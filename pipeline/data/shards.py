@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import StageError
-from pipeline.files import read_json
+from pipeline.core.cli import StageError
+from pipeline.data.files import read_json
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"

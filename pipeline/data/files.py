@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.cli import StageError
+from pipeline.core.cli import StageError
 
 
 def parquet_batches(path: str | Path, batch_rows: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:

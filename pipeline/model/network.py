@@ -16,6 +16,8 @@ longest review exact. Each layer and direction is one ``nn.LSTM`` (cuDNN on a GP
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -23,11 +25,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import cpu_math
+from pipeline.core import cpu_math
 
-if cpu_math.portable():
-    # oneDNN's LSTM adds in an order that changes with the CPU and the thread count (pipeline.cpu_math)
+
+@contextlib.contextmanager
+def portable_lstm() -> Iterator[None]:
+    """oneDNN's LSTM adds in an order that changes with the CPU and the thread count
+    (pipeline.core.cpu_math): where this process takes the portable paths, the LSTM layers run on
+    PyTorch's own loops and MKL instead, while inside this block only, so the rest of the
+    process (a notebook's other models, say) keeps PyTorch's defaults."""
+    if not cpu_math.portable():
+        yield
+        return
+    enabled = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
 
 
 @dataclass(frozen=True)
@@ -93,16 +108,17 @@ class LSTMClassifier(nn.Module):
         x = self.embedding(ids)
         if self.config.embedding_dropout > 0:
             x = self.embedding_dropout(x)
-        for layer, forward_layer in enumerate(self.forward_layers):
-            if layer > 0:
-                x = self.dropout(x)  # between layers, as nn.LSTM(dropout=...)
-            forward_out, _ = forward_layer(x)  # zero initial state for every batch
-            if self.config.bidirectional:
-                reversed_out, _ = self.backward_layers[layer](reverse_real_tokens(x, lengths))
-                backward_out = reverse_real_tokens(reversed_out, lengths)
-                x = torch.cat([forward_out, backward_out], dim=2)
-            else:
-                x = forward_out
+        with portable_lstm():  # the backward pass follows the kernels chosen here
+            for layer, forward_layer in enumerate(self.forward_layers):
+                if layer > 0:
+                    x = self.dropout(x)  # between layers, as nn.LSTM(dropout=...)
+                forward_out, _ = forward_layer(x)  # zero initial state for every batch
+                if self.config.bidirectional:
+                    reversed_out, _ = self.backward_layers[layer](reverse_real_tokens(x, lengths))
+                    backward_out = reverse_real_tokens(reversed_out, lengths)
+                    x = torch.cat([forward_out, backward_out], dim=2)
+                else:
+                    x = forward_out
         return self.head(self.dropout(self.pool(x, lengths))).squeeze(-1)
 
     def pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

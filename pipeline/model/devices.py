@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pipeline.cli import StageError
+from pipeline.core.cli import StageError
 
 
 def start_processes(choice: str) -> torch.device:

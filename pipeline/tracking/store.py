@@ -5,7 +5,7 @@ The root comes from ``DVC_ROOT`` when DVC runs the stage, so ``dvc exp run --tem
 ``--queue`` (which run in a temporary copy) log to the same store as ``dvc repro``.
 ``MLFLOW_TRACKING_URI`` overrides it (a team server, for instance). A store that cannot be
 reached, read or written stops a stage within seconds with one line. The training's run is
-pipeline.training_log's; evaluate's logging is pipeline.evaluation_log's; the baseline logs its
+pipeline.tracking.training_run's; evaluate's logging is pipeline.tracking.evaluation_run's; the baseline logs its
 own run here (:func:`log_baseline`).
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.cli import StageError
-from pipeline.params import Params
+from pipeline.core.cli import StageError
+from pipeline.core.params import Params
 
 MODEL_HASH_TAG = "model_sha256"
 # the experiment's kind for MLflow UIs that read it (they open it on its runs, not on GenAI

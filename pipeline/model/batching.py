@@ -3,7 +3,7 @@ longest review.
 
 Rows can be bucketed by length (``train.bucket_by_length``) so a batch of short reviews is not
 computed at the length of a long one; trimming is exact because padding never changes a
-review's output (pipeline.model). The token ids live on the training device, or, when they do
+review's output (pipeline.model.network). The token ids live on the training device, or, when they do
 not fit there (``train.data_placement``), in host memory with each batch gathered on the host
 and copied over through pinned memory while the GPU still works on the previous batch.
 """
@@ -61,7 +61,7 @@ class Split:
 
 
 def trim_batch(ids: torch.Tensor, longest: int, pad: str) -> torch.Tensor:
-    """Drop the padding columns that no review in the batch reaches (exact: see pipeline.model)."""
+    """Drop the padding columns that no review in the batch reaches (exact: see pipeline.model.network)."""
     longest = max(longest, 1)
     return ids[:, ids.shape[1] - longest :] if pad == "left" else ids[:, :longest]
 

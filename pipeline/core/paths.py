@@ -12,7 +12,7 @@ PRETRAINED_DIR = Path("data/processed/pretrained")  # pretrain: word2vec.npy, wo
 MODEL_FILE = Path("models/model.pt")
 CHECKPOINT_FILE = Path("models/checkpoint.pt")  # train: for train.resume; not a DVC output
 RUN_ID_FILE = Path("models/mlflow-run.json")  # train: its MLflow run, for evaluate; not a DVC output
-PENDING_DIR = Path("models/mlflow-pending")  # train: what MLflow did not take (pipeline.training_log)
+PENDING_DIR = Path("models/mlflow-pending")  # train: what MLflow did not take (pipeline.tracking.training_run)
 PREDICTIONS_FILE = Path("data/predictions/test.parquet")  # evaluate: per test review
 BASELINE_PREDICTIONS_FILE = Path("data/predictions/baseline.parquet")  # baseline: per val/test review
 

@@ -12,15 +12,15 @@ import hashlib
 import json
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.cli import StageError
-from pipeline.files import atomic_path
-from pipeline.params import TrainParams
+from pipeline.core.cli import StageError
+from pipeline.core.params import TrainParams
+from pipeline.data.files import atomic_path
 
 FORMAT_VERSION = 2  # part of the fingerprint: a checkpoint of another layout is never resumed
 
@@ -48,7 +48,7 @@ def fingerprint(params: TrainParams, manifest: dict, pretrained: np.ndarray | No
     ignored = ("resume", "data_placement")
     described = {
         "format": FORMAT_VERSION,
-        "train": {k: v for k, v in asdict(params).items() if k not in ignored},
+        "train": params.model_dump(exclude=set(ignored)),
         "shards": manifest,
         "pretrained": None if pretrained is None else hashlib.sha256(pretrained.tobytes()).hexdigest(),
     }

@@ -7,10 +7,12 @@ weights or the baseline's predictions, and so did the number of threads oneDNN's
 (benchmarks/RESULTS.md). So by default, on a Linux x86-64 CPU with AVX2 and FMA:
 
 - :func:`pin_code_paths` sets each library's own variable to its AVX2 path (a variable the user
-  already set wins). The stages that do floating-point math call it before NumPy or PyTorch load,
-  since each library reads its variable once, when it starts.
-- pipeline.model runs the LSTM on PyTorch's own loops and MKL (strict CNR mode: the same sums for
-  any number of threads) instead of oneDNN's LSTM, whose sums depend on the thread count too.
+  already set wins). The stages that do floating-point math call it when they run as a stage
+  (``python -m``), before NumPy or PyTorch load, since each library reads its variable once, when
+  it starts; importing a stage module changes nothing.
+- the model's forward pass (pipeline.model.network.portable_lstm) runs the LSTM on PyTorch's own
+  loops and MKL (strict CNR mode: the same sums for any number of threads) instead of oneDNN's
+  LSTM, whose sums depend on the thread count too.
 
 ``LSTM_SENTIMENT_CPU_MATH=native`` lets each CPU take its fastest paths instead (results then
 differ between CPU types in the last bits, and so do ``dvc.lock``'s hashes).

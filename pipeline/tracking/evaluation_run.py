@@ -14,10 +14,10 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import paths
-from pipeline.files import sha256_file
-from pipeline.params import Params
-from pipeline.tracking import MODEL_HASH_TAG, log_shard_datasets, one_line_errors, run_tags, use_experiment
+from pipeline.core import paths
+from pipeline.core.params import Params
+from pipeline.data.files import sha256_file
+from pipeline.tracking.store import MODEL_HASH_TAG, log_shard_datasets, one_line_errors, run_tags, use_experiment
 
 CHAMPION = "champion"  # the registry alias to serve: models:/lstm-sentiment@champion
 
@@ -80,20 +80,20 @@ def log_evaluation(
 
 
 def log_text_model(example_texts: list[str]) -> mlflow.models.model.ModelInfo:
-    """models/model.pt as a pyfunc that takes raw text (pipeline/mlflow_model.py, "models from
+    """models/model.pt as a pyfunc that takes raw text (pipeline/tracking/pyfunc.py, "models from
     code", with the pipeline package as its code)."""
     import pandas as pd
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    package = Path(__file__).parent
+    package = Path(__file__).parents[1]  # pipeline/
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", "text")]),
         outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]),
     )
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=str(package / "mlflow_model.py"),
+        python_model=str(package / "tracking" / "pyfunc.py"),
         artifacts={"model": str(paths.MODEL_FILE)},
         code_paths=[str(package)],
         signature=signature,

@@ -19,15 +19,15 @@ expressions throughout (no per-document Python); no torch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from pipeline.cli import StageError
-from pipeline.files import read_json
-from pipeline.params import CleanParams, TokenizeParams
+from pipeline.core.cli import StageError
+from pipeline.core.params import CleanParams, TokenizeParams
+from pipeline.data.files import read_json
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -193,7 +193,13 @@ class Preprocessing:
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {
+            "clean": self.clean.model_dump(),
+            "tokenize": self.tokenize.model_dump(),
+            "seq_len": self.seq_len,
+            "truncate": self.truncate,
+            "pad": self.pad,
+        }
 
     def tokens(self, text: pl.Expr) -> pl.Expr:
         return text_tokens(text, self.clean, self.tokenize)

@@ -3,7 +3,7 @@
 :func:`score` runs the rows in order of length, so each batch is trimmed to nearly its real
 width, and puts the logits back in row order. :class:`Predictor` is a model file ready for raw
 text; evaluate (its raw-text check), ``python -m pipeline.predict`` and the MLflow model
-(pipeline.mlflow_model) all use it, so they give the same probabilities and labels.
+(pipeline.tracking.pyfunc) all use it, so they give the same probabilities and labels.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.artifact import ModelFile, load_model_file
-from pipeline.batching import Split, gather
-from pipeline.decision import labels_at, sentiments
-from pipeline.devices import autocast
-from pipeline.model import LSTMClassifier
-from pipeline.text import PAD_ID, UNK_ID
+from pipeline.data.text import PAD_ID, UNK_ID
+from pipeline.model.batching import Split, gather
+from pipeline.model.decision import labels_at, sentiments
+from pipeline.model.devices import autocast
+from pipeline.model.model_file import ModelFile, load_model_file
+from pipeline.model.network import LSTMClassifier
 
 BATCH_SIZE = 256
 NO_KNOWN_WORDS = "no known words"  # the sentiment of a review none of whose tokens the model knows

@@ -1,9 +1,9 @@
 """The model file (``models/model.pt``): everything that turns raw text into a prediction.
 
 A dict of plain tensors and primitives (it loads with ``torch.load(..., weights_only=True)``):
-``format_version``; ``model``, the config that rebuilds the network (pipeline.model), less the
+``format_version``; ``model``, the config that rebuilds the network (pipeline.model.network), less the
 padding side, which is the preprocessing's; ``weights``; ``vocab``, the tokens by id;
-``preprocessing`` (pipeline.text.Preprocessing: cleaning, tokenizing, ``seq_len``, truncation,
+``preprocessing`` (pipeline.data.text.Preprocessing: cleaning, tokenizing, ``seq_len``, truncation,
 padding, as the shards were made); ``threshold``, the probability from which a review is positive.
 Predict, the MLflow model and evaluate read only this file, never params.yaml.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.cli import StageError
-from pipeline.files import atomic_path
-from pipeline.model import LSTMClassifier, ModelConfig
-from pipeline.text import Preprocessing
+from pipeline.core.cli import StageError
+from pipeline.data.files import atomic_path
+from pipeline.data.text import Preprocessing
+from pipeline.model.network import LSTMClassifier, ModelConfig
 
 FORMAT_VERSION = 2  # 1: the unversioned files written before, with the padding side stored twice
 RETRAIN = "re-run the train stage: dvc repro train"

@@ -1,4 +1,4 @@
-"""The pretrain stage's word vectors on disk (NumPy only; pipeline.model.start_embedding uses them).
+"""The pretrain stage's word vectors on disk (NumPy only; pipeline.model.network.start_embedding uses them).
 
 ``data/processed/pretrained/word2vec.npy``: float32 ``[vocab size, dim]``, row ``i`` the vector of
 vocabulary id ``i``; ``word2vec_known.npy``: which ids have one (``<pad>``, ``<unk>`` and tokens
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import paths
-from pipeline.cli import StageError
-from pipeline.files import atomic_path
-from pipeline.params import TrainParams
+from pipeline.core import paths
+from pipeline.core.cli import StageError
+from pipeline.core.params import TrainParams
+from pipeline.data.files import atomic_path
 
 
 def save_vectors(vectors: np.ndarray, known: np.ndarray) -> None:

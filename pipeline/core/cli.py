@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.params import PARAMS_FILE, Params, ParamsError, load_params
+from pipeline.core.params import PARAMS_FILE, Params, ParamsError, load_params
 
 
 class StageError(Exception):

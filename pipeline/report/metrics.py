@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from sklearn import metrics as skm
 
-from pipeline.decision import labels_at
+from pipeline.model.decision import labels_at
 
 CURVE_POINTS = 200  # ROC and PR curves are thinned to about this many points for plotting
 CALIBRATION_BINS = 10  # equal-width probability bins for the reliability curve and ECE

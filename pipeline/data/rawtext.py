@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline.cli import StageError
+from pipeline.core.cli import StageError
 
 BLOCK_BYTES = 16 << 20  # decompressed bytes parsed at a time
 

@@ -5,7 +5,7 @@ After that, a store that fails or disappears never stops the training: each vali
 metrics are sent with short retries; what the store does not take is kept and sent again with
 the next ones, and what it still has not taken at the end is saved, with copies of the run's
 files, to ``models/mlflow-pending/<run id>/`` (the model, metrics and plots are always written).
-``python -m pipeline.training_log sync`` sends it once the store is back and ends the run.
+``python -m pipeline.tracking.training_run sync`` sends it once the store is back and ends the run.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import paths
-from pipeline.cli import StageError, run_main
-from pipeline.files import sha256_file, write_json
-from pipeline.params import Params
-from pipeline.tracking import (
+from pipeline.core import paths
+from pipeline.core.cli import StageError, run_main
+from pipeline.core.params import Params
+from pipeline.data.files import sha256_file, write_json
+from pipeline.tracking.store import (
     MODEL_HASH_TAG,
     describe,
     log_shard_datasets,
@@ -41,7 +41,7 @@ class TrainingRun:
     """The MLflow run of one training, as the train stage uses it. A store that fails once the
     training has started never stops it: what it did not take is kept, sent again at the next
     call and at the end, and saved to ``models/mlflow-pending/`` if the store is still down then
-    (``python -m pipeline.training_log sync`` sends it later). With no ``run_id`` (processes other
+    (``python -m pipeline.tracking.training_run sync`` sends it later). With no ``run_id`` (processes other
     than rank 0 under torchrun) every call does nothing."""
 
     def __init__(self, run_id: str | None):
@@ -118,7 +118,8 @@ def save_pending(run_id: str, pending: list[dict], tags: dict, files: list[Path]
     record = {"tracking_uri": mlflow.get_tracking_uri(), "metrics": pending, "tags": tags}
     write_json(folder / "pending.json", record)
     print(
-        f"train: MLflow did not take everything; kept in {folder} (send it with: python -m pipeline.training_log sync)",
+        f"train: MLflow did not take everything; kept in {folder} "
+        "(send it with: python -m pipeline.tracking.training_run sync)",
         file=sys.stderr,
     )
 

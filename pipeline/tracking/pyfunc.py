@@ -5,7 +5,7 @@ The evaluate stage logs this file with models/model.pt as the artifact ``model``
 serves with ``mlflow models serve``. Input: a DataFrame with a ``text`` column of review
 strings. Output: ``probability`` (of positive), ``label`` (1 positive, 0 negative) and
 ``sentiment`` ("positive"/"negative"), at the threshold stored in the model file
-(pipeline.inference.Predictor, as ``python -m pipeline.predict``). A record whose text is not a
+(pipeline.model.inference.Predictor, as ``python -m pipeline.predict``). A record whose text is not a
 non-empty string is refused (HTTP 400 from ``mlflow models serve``, naming the record); a review
 with no word the model knows gets no probability or label and the sentiment "no known words".
 """
@@ -15,7 +15,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from pipeline.inference import Predictor, check_texts
+from pipeline.model.inference import Predictor, check_texts
 
 
 class SentimentModel(mlflow.pyfunc.PythonModel):

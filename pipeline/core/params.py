@@ -1,0 +1,254 @@
+"""One typed view of ``params.yaml``: pydantic models, one per section, each range and choice
+declared on its field.
+
+Every stage calls :func:`load_params` and reads its own section; no stage parses YAML itself.
+Unknown keys, wrong types and values out of range stop the stage before it does any work, with
+one line that names the dotted key, what was expected and what was given, so a typo in
+``dvc exp run -S`` never runs silently with a default.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+PARAMS_FILE = "params.yaml"
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Dropout = Annotated[float, Field(ge=0, lt=1)]  # 1.0 drops every value: nothing is learned
+
+
+class ParamsError(ValueError):
+    """A problem in params.yaml, with the dotted key that caused it."""
+
+
+class Section(BaseModel):
+    # strict: no "3" for 3, no 1 for true; an int is still taken where a float is expected
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class DataParams(Section):
+    train: str = "data/sample/train.ft.txt.bz2"
+    test: str = "data/sample/test.ft.txt.bz2"
+    # ingest stops (non-zero exit) when more than this share of a split's lines is rejected
+    max_reject_fraction: Fraction = 0.01
+
+
+class CleanParams(Section):
+    lowercase: bool = True
+    replace_digits: bool = True  # every digit becomes "0", as the tutorial
+    replace_urls: bool = True  # URLs become the single token "<url>"
+    strip_html: bool = True  # tags such as <br /> become a space
+
+
+class TokenizeParams(Section):
+    level: Literal["word", "char"] = "word"
+
+
+class VocabParams(Section):
+    min_freq: PositiveInt = 2
+    max_size: int | None = Field(None, ge=3)  # counts <pad> and <unk>
+
+
+class EncodeParams(Section):
+    seq_len: PositiveInt = 200
+    truncate: Literal["keep_first", "keep_last"] = "keep_first"
+    pad: Literal["left", "right"] = "left"
+    val_fraction: float = Field(0.5, gt=0, lt=1)  # share of the test file that becomes the validation split
+    seed: int = 42
+    shard_rows: PositiveInt = 100_000
+
+
+class PretrainParams(Section):
+    method: Literal["skipgram", "cbow"] = "skipgram"  # word2vec's two models
+    vector_size: PositiveInt = 64  # must equal train.embedding_dim for train.init: word2vec
+    window: PositiveInt = 5  # context words on each side
+    negative: PositiveInt = 5  # negative samples per positive one
+    epochs: PositiveInt = 5
+    seed: int = 42
+    workers: PositiveInt = 1  # threads; more is faster, but the vectors are then not the same bytes on every run
+    extra_text: str = "data/extra"  # more unlabelled text: a file, or a folder of *.txt, *.bz2, *.gz files
+
+
+class TrainParams(Section):
+    embedding_dim: PositiveInt = 64
+    init: Literal["random", "word2vec"] = "random"  # the embedding's start: random, or the pretrain stage's vectors
+    num_layers: PositiveInt = 1  # before hidden_size, whose check reads it
+    hidden_size: PositiveInt | list[PositiveInt] = 64  # one width for every layer, or one per layer: [128, 64]
+    dropout: Dropout = 0.2
+    embedding_dropout: Dropout = 0.0  # dropout on the embedded tokens (regularises small data sets)
+    bidirectional: bool = False
+    pooling: Literal["last", "mean", "max"] = "last"  # the head reads the last real step, or pools them
+    lr: PositiveFloat = 0.005
+    lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    batch_size: PositiveInt = 128
+    bucket_by_length: bool = True  # batches of similar lengths: less padding, much faster
+    epochs: PositiveInt = 4
+    patience: NonNegativeInt = 0  # stop after this many validations without a better val loss; 0: never
+    grad_clip: PositiveFloat = 5.0  # clip_grad_norm_ with a negative norm reverses every gradient
+    threshold: Fraction = 0.5  # probability above which a review is positive: validation, evaluation and serving
+    eval_every: NonNegativeInt = 0  # validate every N steps; 0 validates once per epoch only
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    # where the token ids live: device (copied once), host (each batch copied through pinned memory),
+    # auto (device when they take at most half the GPU's free memory)
+    data_placement: Literal["auto", "device", "host"] = "auto"
+    resume: bool = False  # continue from models/checkpoint.pt when it was written with the same params
+
+    @field_validator("hidden_size")
+    @classmethod
+    def one_width_per_layer(cls, widths: int | list[int], info: ValidationInfo) -> int | list[int]:
+        layers = info.data.get("num_layers")
+        if isinstance(widths, list) and layers is not None and len(widths) != layers:
+            raise ValueError(f"{len(widths)} widths given but train.num_layers is {layers}")
+        return widths
+
+    def layer_widths(self) -> tuple[int, ...]:
+        if isinstance(self.hidden_size, int):
+            return (self.hidden_size,) * self.num_layers
+        return tuple(self.hidden_size)
+
+
+class EvaluateParams(Section):
+    batch_size: PositiveInt = 1024
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # accuracy by review length (kept tokens) in buckets cut at these lengths
+    length_buckets: list[int] = [25, 50, 100, 200]
+
+    @field_validator("length_buckets")
+    @classmethod
+    def increasing(cls, edges: list[int]) -> list[int]:
+        if any(edge <= 1 for edge in edges) or edges != sorted(set(edges)):
+            raise ValueError(f"must be increasing lengths > 1, got {edges}")
+        return edges
+
+
+class BaselineParams(Section):
+    ngram_max: PositiveInt = 2  # word n-grams from 1 up to this
+    min_df: PositiveInt = 2  # keep n-grams seen in at least this many train reviews
+    max_features: PositiveInt | None = None
+    C: PositiveFloat = 4.0  # inverse regularisation strength of the logistic regression
+    max_iter: PositiveInt = 1000
+
+
+class MlflowParams(Section):
+    experiment: str = "lstm-sentiment"
+    registered_model: str | None = "lstm-sentiment"  # registry name for evaluated models; null: do not register
+    champion_margin: Fraction = 0.0  # @champion moves unless the champion did better by more than this
+
+    @field_validator("experiment", "registered_model")
+    @classmethod
+    def not_blank(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None and not name.strip():
+            hint = " (null: do not register)" if info.field_name == "registered_model" else ""
+            raise ValueError(f"must not be empty{hint}")
+        return name
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    clean: CleanParams = CleanParams()
+    tokenize: TokenizeParams = TokenizeParams()
+    vocab: VocabParams = VocabParams()
+    encode: EncodeParams = EncodeParams()
+    pretrain: PretrainParams = PretrainParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    baseline: BaselineParams = BaselineParams()
+    mlflow: MlflowParams = MlflowParams()
+
+    def flat(self) -> dict[str, object]:
+        """``{"train.lr": 0.005, ...}``: the form MLflow and ``dvc exp run -S`` use."""
+        return {f"{name}.{key}": value for name, section in self.model_dump().items() for key, value in section.items()}
+
+
+def _type_name(tp: object) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " or ".join(repr(v) for v in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in args)
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _range(bounds: dict[str, float]) -> str:
+    """``{"ge": 0, "lt": 1}`` -> ``at least 0 and below 1``; ``{"gt": 0}`` -> ``> 0``."""
+    if len(bounds) == 1:
+        ((op, value),) = bounds.items()
+        return f"{SYMBOLS[op]} {value}"
+    low, high = (bounds.get("gt", bounds.get("ge")), bounds.get("lt", bounds.get("le")))
+    if "ge" in bounds and "lt" in bounds:
+        return f"at least {low} and below {high}"
+    return f"between {low} and {high}" + (" (exclusive)" if "gt" in bounds and "lt" in bounds else "")
+
+
+def _message(error: dict, mapping: object) -> str:
+    """One of pydantic's errors as ``<dotted key>: <what was expected>, got <what was given>``."""
+    path = [part for part in error["loc"][:2] if isinstance(part, str)]  # section, key
+    where, kind, given = ".".join(path) or "params", error["type"], mapping
+    for part in path:
+        given = given.get(part) if isinstance(given, dict) else None
+    model = Params.model_fields[path[0]].annotation if len(path) == 2 else Params
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key (known: {', '.join(sorted(model.model_fields))})"
+    if kind in ("model_type", "dict_type"):
+        return f"{where}: expected a mapping, got {given!r}"
+    if kind == "value_error":
+        return f"{where}: {error['ctx']['error']}"
+    field = model.model_fields[path[1]]
+    if kind in RANGE_ERRORS:
+        bounds = {op: getattr(m, op) for m in field.metadata for op in SYMBOLS if hasattr(m, op)}
+        nullable = type(None) in typing.get_args(field.annotation)
+        return f"{where}: must be {_range(bounds or error['ctx'])}{' or null' if nullable else ''}, got {given!r}"
+    return f"{where}: expected {_type_name(field.annotation)}, got {given!r}"
+
+
+def parse_params(mapping: dict | None) -> Params:
+    mapping = {} if mapping is None else mapping
+    try:
+        return Params.model_validate(mapping)
+    except ValidationError as err:
+        errors = err.errors()
+        # of the first bad key's errors (one per type a union allows), the one that says most
+        first = [e for e in errors if e["loc"][:2] == errors[0]["loc"][:2]]
+        telling = [e for e in first if e["type"] in RANGE_ERRORS or e["type"] == "value_error"]
+        raise ParamsError(_message((telling or first)[0], mapping)) from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: file not found (run from the repository root)")
+    with path.open(encoding="utf-8") as f:
+        try:
+            mapping = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return parse_params(mapping)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
