@@ -11,7 +11,11 @@ vocab -> encode (seq_len 200) once into --work-dir. Then, on the same train/vali
   GPU), validation after each epoch included in its time;
 
 and prints samples/s for both, the ratio, and the validation accuracy each reached after the
-same number of epochs.
+same number of epochs. The process is a plain one with PyTorch's defaults, as a tutorial reader
+runs it (importing the pipeline changes nothing global): the tutorial's LSTM takes whatever
+kernels PyTorch picks, oneDNN's included; ours runs its LSTM as the train stage does (on the
+portable paths, without oneDNN: pipeline.core.cpu_math; ``LSTM_SENTIMENT_CPU_MATH=native`` lifts
+that).
 
     uv run python benchmarks/bench_train.py --config small     # the CPU comparison
     uv run python benchmarks/bench_train.py --config tutorial  # the GPU comparison (400/512/2 layers)
