@@ -30,7 +30,8 @@ def imported(folder: str) -> set[str]:
                 names |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
-    return {name for name in names if name not in sys.stdlib_module_names and name not in ("pipeline", "tests")}
+    local = {"pipeline", "tests"} | {path.stem for path in (REPO / folder).glob("*.py")}  # sys.path tricks
+    return {name for name in names if name not in sys.stdlib_module_names and name not in local}
 
 
 def undeclared(folder: str, requirements: list[str]) -> list[str]:
