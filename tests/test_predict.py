@@ -4,7 +4,6 @@ command, the MLflow model and evaluate, and the predict command's input handling
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 from pipeline.clean import tokenize
-from pipeline.core.params import EncodeParams, EvaluateParams, Params
+from pipeline.core.params import EncodeParams, EvaluateParams, Params, TokenizeParams
 from pipeline.data.text import Preprocessing
 from pipeline.encode import encode_batch
 from pipeline.evaluate import score_test_split
@@ -45,7 +44,7 @@ def make_model_file(path, params: Params | None = None, seq_len: int = 12, pad: 
 
 @pytest.mark.parametrize("level", ["word", "char"])
 def test_raw_text_becomes_the_ids_the_clean_and_encode_stages_make(tmp_path, level):
-    params = replace(Params(), tokenize=replace(Params().tokenize, level=level))
+    params = Params(tokenize=TokenizeParams(level=level))
     make_model_file(tmp_path / "model.pt", params)
     ids, lengths = Predictor.from_path(tmp_path / "model.pt").encode(TEXTS)
 

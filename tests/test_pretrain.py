@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -125,7 +124,7 @@ def test_training_starts_from_the_pretrained_vectors(tmp_path):
     train, val, config, params = small_run(lr=0.0, epochs=1)  # lr 0: the start is the end
     vectors = np.random.default_rng(0).normal(size=(config.vocab_size, config.embedding_dim)).astype(np.float32)
     vectors[:2] = np.nan
-    pretrained = train_model(train, val, config, replace(params, init="word2vec"), pretrained=vectors)[0]
+    pretrained = train_model(train, val, config, params.model_copy(update={"init": "word2vec"}), pretrained=vectors)[0]
     random = train_model(train, val, config, params)[0]
     embedding = pretrained.embedding.weight.detach().numpy()
     np.testing.assert_allclose(embedding[2:], vectors[2:] / vectors[2:].std(), rtol=1e-5)
@@ -146,7 +145,7 @@ def test_load_pretrained_says_what_to_do_when_the_vectors_do_not_fit(tmp_path, m
         "set pretrain.vector_size to the same value"
     )
     with pytest.raises(StageError, match="cover 10 tokens, the vocabulary 12: re-run the pretrain stage"):
-        load_pretrained(replace(params, embedding_dim=4), 12)
+        load_pretrained(params.model_copy(update={"embedding_dim": 4}), 12)
     assert load_pretrained(TrainParams(), 10) is None
-    loaded = load_pretrained(replace(params, embedding_dim=4), 10)
+    loaded = load_pretrained(params.model_copy(update={"embedding_dim": 4}), 10)
     assert loaded.shape == (10, 4) and not np.isnan(loaded).any()
