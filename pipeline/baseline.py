@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pipeline.core import paths
 from pipeline.core.params import BaselineParams
-from pipeline.data.files import atomic_path, write_json
+from pipeline.data.files import atomic_path, reading, write_json
 from pipeline.data.shards import validation_mask
 from pipeline.report.metrics import classification_metrics
 
@@ -60,16 +60,16 @@ def fit_baseline(
 
 def read_tokens(split: str) -> tuple[list[list[str]], np.ndarray]:
     source = paths.TOKENS_DIR / f"{split}.parquet"
-    if not source.exists():
-        raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
-    table = pq.read_table(source)
-    return table.column("tokens").to_pylist(), table.column("label").to_numpy().astype(np.int64)
+    with reading(source):
+        table = pq.read_table(source, columns=["tokens", "label"])
+        return table.column("tokens").to_pylist(), table.column("label").to_numpy().astype(np.int64)
 
 
 def main() -> None:
-    from pipeline.tracking.store import log_baseline
+    from pipeline.tracking.store import log_baseline, use_experiment
 
     params, _ = stage_params(__doc__)
+    use_experiment(params.mlflow.experiment)  # a store that cannot take the run stops us before any output
     train_tokens, train_labels = read_tokens("train")
     test_tokens, test_labels = read_tokens("test")
     if len(np.unique(train_labels)) < 2:

@@ -32,7 +32,7 @@ import polars as pl
 
 from pipeline.core import paths
 from pipeline.core.params import EvaluateParams, Params
-from pipeline.data.files import atomic_path, write_json
+from pipeline.data.files import atomic_path, reading, write_json
 from pipeline.data.shards import load_split, rows_of_test_split
 from pipeline.model.batching import Split, keep_ids_on_host
 from pipeline.model.decision import labels_at
@@ -64,7 +64,10 @@ def check_raw_text_path(model_file: ModelFile, texts: list[str], expected: np.nd
 
 
 def main() -> None:
+    from pipeline.tracking.store import use_experiment
+
     params, _ = stage_params(__doc__)
+    use_experiment(params.mlflow.experiment)  # a store that cannot take the report stops us before any output
     model_file = load_model_file(paths.MODEL_FILE)
     ids, labels, lengths, manifest = load_split(paths.SHARDS_DIR, "test")
     if len(labels) == 0:
@@ -89,7 +92,8 @@ def main() -> None:
     with atomic_path(paths.PREDICTIONS_FILE) as tmp:
         predictions.write_parquet(tmp)
 
-    texts = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text"])["text"].gather(review_rows)
+    with reading(paths.REVIEWS_DIR / "test.parquet"):
+        texts = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text"])["text"].gather(review_rows)
     sample_texts = texts.head(RAW_TEXT_CHECK_ROWS).to_list()
     check_raw_text_path(model_file, sample_texts, probs[: len(sample_texts)])
 

@@ -30,8 +30,11 @@ REJECT_SCHEMA = pa.schema(
 LABELS = {"1": 0, "2": 1}  # fastText label -> our label (0 = negative, 1 = positive)
 
 
-def parse_lines(lines: pl.Series, first_line: int = 1) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Parse raw lines (Binary, a trailing newline allowed) into reviews and rejects.
+def parse_lines(
+    lines: pl.Series, first_line: int = 1, max_chars: int = DataParams().max_chars
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Parse raw lines (Binary, a trailing newline allowed; a leading byte-order mark, as Windows
+    editors write, ignored) into reviews and rejects.
 
     Returns ``(reviews, rejects)``: reviews has ``label`` (int8) and ``text``; rejects has
     ``line`` (1-based), ``reason`` and ``excerpt``. ``len(reviews) + len(rejects) == len(lines)``.
@@ -42,6 +45,7 @@ def parse_lines(lines: pl.Series, first_line: int = 1) -> tuple[pl.DataFrame, pl
 
     parsed = decoded.with_columns(
         pl.col("decoded")
+        .str.strip_prefix("\ufeff")
         .str.strip_suffix("\n")
         .str.strip_suffix("\r")
         .str.extract_groups(r"^__label__(\S*)(?:\s+(.*))?$")
@@ -55,6 +59,8 @@ def parse_lines(lines: pl.Series, first_line: int = 1) -> tuple[pl.DataFrame, pl
         .then(pl.lit("invalid UTF-8"))
         .when(pl.col("decoded").str.strip_chars().str.len_bytes() == 0)
         .then(pl.lit("empty line"))
+        .when(pl.col("decoded").str.len_chars() > max_chars)
+        .then(pl.lit(f"too long (over data.max_chars={max_chars} characters)"))
         .when(pl.col("label_raw").is_null())
         .then(pl.lit("missing label"))
         .when(~pl.col("label_raw").is_in(list(LABELS)))
@@ -84,13 +90,13 @@ def _excerpt(raw: bytes) -> str:
     return raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n")[:EXCERPT_CHARS]
 
 
-def ingest_file(path: Path, out_file: Path, split: str) -> tuple[dict, pl.DataFrame]:
+def ingest_file(path: Path, out_file: Path, split: str, max_chars: int) -> tuple[dict, pl.DataFrame]:
     """Parse one input file into ``out_file``; return its counts and its rejects."""
     counts = {"lines": 0, "rows": 0, "rejects": 0, "positive": 0}
     reject_frames = []
     with pq.ParquetWriter(out_file, REVIEW_SCHEMA, compression="zstd") as writer:
         for lines in read_line_blocks(path, " (set data.train / data.test in params.yaml)"):
-            reviews, rejects = parse_lines(pl.from_arrow(lines), first_line=counts["lines"] + 1)
+            reviews, rejects = parse_lines(pl.from_arrow(lines), counts["lines"] + 1, max_chars)
             counts["lines"] += len(lines)
             counts["rows"] += len(reviews)
             counts["rejects"] += len(rejects)
@@ -113,7 +119,7 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
         all_rejects = []
         for split in paths.SPLITS:
             source = Path(getattr(data, split))
-            counts, rejects = ingest_file(source, tmp_dir / f"{split}.parquet", split)
+            counts, rejects = ingest_file(source, tmp_dir / f"{split}.parquet", split, data.max_chars)
             fraction = counts["rejects"] / counts["lines"]
             if fraction > data.max_reject_fraction:
                 top = rejects.group_by("reason").len().sort(["len", "reason"], descending=[True, False])

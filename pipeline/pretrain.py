@@ -70,14 +70,18 @@ def extra_text_files(location: Path) -> list[Path]:
     return sorted(path for path in location.rglob("*") if path.is_file() and path.name.endswith(EXTRA_SUFFIXES))
 
 
-def tokenize_extra_text(files: list[Path], target: Path, clean: CleanParams, tokenize: TokenizeParams) -> int:
+def tokenize_extra_text(
+    files: list[Path], target: Path, clean: CleanParams, tokenize: TokenizeParams, max_chars: int
+) -> int:
     """Clean and tokenize unlabelled text files into one tokens Parquet file; returns its rows.
-    A leading fastText label is dropped; lines that are not UTF-8 or hold no tokens are skipped."""
+    A leading fastText label is dropped; lines that are not UTF-8, longer than ``max_chars``
+    (``data.max_chars``, as ingest) or hold no tokens are skipped."""
     rows = 0
     with pq.ParquetWriter(target, TOKENS_SCHEMA, compression="lz4") as writer:
         for path in files:
             for lines in read_line_blocks(path):
                 texts = decode_lines(pl.from_arrow(lines)).drop_nulls()
+                texts = texts.filter(texts.str.len_chars() <= max_chars)
                 text = pl.col("text").str.strip_chars_end("\r\n").str.replace(r"^__label__\S*\s*", "")
                 frame = pl.DataFrame({"text": texts}).select(text_tokens(text, clean, tokenize).alias("tokens"))
                 frame = frame.filter(pl.col("tokens").list.len() > 0)
@@ -141,7 +145,7 @@ def main() -> None:
     extra_files = extra_text_files(Path(params.pretrain.extra_text))
     with tempfile.TemporaryDirectory() as tmp:
         extra = Path(tmp) / "extra.parquet"
-        extra_rows = tokenize_extra_text(extra_files, extra, params.clean, params.tokenize)
+        extra_rows = tokenize_extra_text(extra_files, extra, params.clean, params.tokenize, params.data.max_chars)
         vectors, known, metrics = word2vec(TokenLists(source, extra), vocab, params.pretrain)
     metrics.update(extra_files=len(extra_files), extra_texts=extra_rows)
     save_vectors(vectors, known)

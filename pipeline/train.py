@@ -27,6 +27,7 @@ if __name__ == "__main__":  # run as a stage, not imported: nothing global chang
 import csv
 import io
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,8 @@ from tqdm import tqdm
 
 from pipeline.core import paths
 from pipeline.core.params import TrainParams
-from pipeline.data.files import atomic_path, read_json, write_json
-from pipeline.data.shards import load_split
+from pipeline.data.files import atomic_path, read_json, reading, write_json
+from pipeline.data.shards import MANIFEST, available_memory, check_fits, load_split, read_manifest
 from pipeline.data.text import Preprocessing, load_vocab
 from pipeline.data.vectors import load_pretrained
 from pipeline.model.batching import EpochPlan, Split, keep_ids_on_host
@@ -184,7 +185,11 @@ def train_model(
                 if params.lr_schedule == "plateau":
                     scheduler.step(row["val_loss"])
                 if checkpoint is not None and rank == 0:
-                    save_checkpoint(checkpoint, checkpoint_fingerprint, state, parts, device)
+                    try:
+                        save_checkpoint(checkpoint, checkpoint_fingerprint, state, parts, device)
+                    except StageError as err:  # a convenience for resuming: never the end of a training
+                        print(f"train: warning: {err}; training goes on without checkpoints", file=sys.stderr)
+                        checkpoint = None
                 on_eval(row)
                 progress.set_postfix(val_loss=f"{row['val_loss']:.4f}")
                 if state.stopped:
@@ -238,7 +243,13 @@ def write_history(history: list[dict], path) -> None:
 
 
 def load_splits(device: torch.device, placement: str) -> tuple[Split, Split, dict]:
-    """The train and validation shards as splits on ``device`` (ids per ``placement``)."""
+    """The train and validation shards as splits on ``device`` (ids per ``placement``), once
+    they are known to fit in memory."""
+    manifest = read_manifest(paths.SHARDS_DIR)
+    with reading(paths.SHARDS_DIR / MANIFEST):
+        rows = manifest["splits"]["train"]["rows"] + manifest["splits"]["val"]["rows"]
+    hint = "lower encode.seq_len, or train on a machine with more memory"
+    check_fits(rows, manifest["seq_len"], "the train and validation splits", available_memory(), "this machine", hint)
     train_ids, train_labels, train_lengths, manifest = load_split(paths.SHARDS_DIR, "train")
     val_ids, val_labels, val_lengths, _ = load_split(paths.SHARDS_DIR, "val")
     if len(train_labels) == 0:

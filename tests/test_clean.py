@@ -20,6 +20,21 @@ def tokens(text: str, level: str = "word", **clean) -> list[str]:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("nice\x00product", ["nice", "product"]),  # NUL: a control character, now a space
+        ("\u200fgreat\u200f", ["great"]),  # right-to-left marks
+        ("bad\u202e", ["bad"]),  # a bidi override
+        ("zero\u200bwidth soft\u00adhyphen", ["zerowidth", "softhyphen"]),  # invisible: removed
+        ("\ufeffbom first", ["bom", "first"]),
+        ("tab\tand\nnewline", ["tab", "and", "newline"]),  # white space stays white space
+    ],
+)
+def test_control_and_format_characters_never_end_up_inside_tokens(text, expected):
+    assert tokens(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("I don't like it, it's bad.", ["I", "do", "n't", "like", "it", ",", "it", "'s", "bad", "."]),
         ("We'll see; they've gone!", ["We", "'ll", "see", ";", "they", "'ve", "gone", "!"]),
         ("I cannot, I won't.", ["I", "can", "not", ",", "I", "wo", "n't", "."]),

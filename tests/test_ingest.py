@@ -28,6 +28,21 @@ def test_windows_line_ends_are_stripped():
     assert reviews["text"].to_list() == ["fine"]
 
 
+def test_a_byte_order_mark_does_not_cost_the_first_review():
+    reviews, rejects = parse_lines(lines("\ufeff__label__2 saved by Notepad\r\n".encode(), b"__label__1 next\n"))
+    assert reviews.to_dicts() == [{"label": 1, "text": "saved by Notepad"}, {"label": 0, "text": "next"}]
+    assert rejects.is_empty()
+
+
+def test_a_line_over_max_chars_is_a_counted_reject_not_a_corpus():
+    log = "__label__2 " + "GET /index.html 200 " * 50
+    reviews, rejects = parse_lines(lines(log.encode(), b"__label__1 short one"), max_chars=100)
+    assert reviews["text"].to_list() == ["short one"]
+    assert rejects.select("line", "reason").to_dicts() == [
+        {"line": 1, "reason": "too long (over data.max_chars=100 characters)"}
+    ]
+
+
 def test_every_bad_line_is_counted_with_its_line_number_and_reason():
     raw = lines(
         b"__label__2 ok\n",

@@ -55,3 +55,16 @@ def test_int_is_accepted_where_a_float_is_expected():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ParamsError, match="file not found"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_params_yaml_is_written_as_dvc_writes_it_back(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml through its YAML writer: written in that form, an
+    experiment's git diff shows the values it changed and nothing else."""
+    from dvc.utils.serialize import modify_yaml
+
+    copy = tmp_path / "params.yaml"
+    copy.write_text((REPO / "params.yaml").read_text())
+    with modify_yaml(copy) as data:
+        data["train"]["lr"] = data["train"]["lr"]
+        data["evaluate"]["length_buckets"] = list(data["evaluate"]["length_buckets"])
+    assert copy.read_text() == (REPO / "params.yaml").read_text()

@@ -72,7 +72,7 @@ def test_unreadable_input_is_one_line_naming_the_file_and_a_nonzero_exit(tmp_pat
 
 
 def test_every_input_line_is_a_row_or_a_counted_reject(tmp_path):
-    several_mb = "long " * 700_000  # a 3.5 MB review
+    several_mb = "long " * 700_000  # a 3.5 MB line: a pasted log, not a review
     lines = [
         "__label__2 fine",
         "__label__1 windows line end\r",
@@ -88,13 +88,14 @@ def test_every_input_line_is_a_row_or_a_counted_reject(tmp_path):
     metrics = yaml.safe_load((root / "metrics" / "ingest.json").read_text())
     assert metrics["train"]["lines"] == 7
     assert metrics["train"]["rows"] + metrics["train"]["rejects"] == 7
-    assert metrics["train"]["rejects"] == 4
+    assert metrics["train"]["rejects"] == 5
     import polars as pl
 
     texts = pl.read_parquet(root / "data" / "interim" / "reviews" / "train.parquet")["text"].to_list()
-    assert texts == ["fine", "windows line end", several_mb.strip()]
+    assert texts == ["fine", "windows line end"]
     reasons = pl.read_parquet(root / "data" / "interim" / "reviews" / "rejects.parquet")["reason"].to_list()
-    assert reasons == ["unknown label", "missing label", "empty text", "invalid UTF-8"]
+    too_long = "too long (over data.max_chars=100000 characters)"
+    assert reasons == ["unknown label", "missing label", "empty text", too_long, "invalid UTF-8"]
 
 
 def test_a_params_typo_stops_the_stage_naming_the_key(tmp_path):
@@ -103,7 +104,8 @@ def test_a_params_typo_stops_the_stage_naming_the_key(tmp_path):
     result = run_stage("ingest", root)
     assert result.returncode == 1
     assert (
-        result.stderr.strip() == "error: params.yaml: data.tset: unknown key (known: max_reject_fraction, test, train)"
+        result.stderr.strip()
+        == "error: params.yaml: data.tset: unknown key (known: max_chars, max_reject_fraction, test, train)"
     )
 
 

@@ -47,6 +47,7 @@ class DataParams(Section):
     test: str = "data/sample/test.ft.txt.bz2"
     # ingest stops (non-zero exit) when more than this share of a split's lines is rejected
     max_reject_fraction: Fraction = 0.01
+    max_chars: PositiveInt = 100_000  # a longer line is a reject ("too long"): a pasted log, not a review
 
 
 class CleanParams(Section):

@@ -18,3 +18,18 @@ BASELINE_PREDICTIONS_FILE = Path("data/predictions/baseline.parquet")  # baselin
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
+
+# the stage that writes each of the pipeline's own files: the cure when one is missing or damaged
+MADE_BY = {
+    REVIEWS_DIR: "ingest",
+    TOKENS_DIR: "clean",
+    VOCAB_FILE: "vocab",
+    SHARDS_DIR: "encode",
+    PRETRAINED_DIR: "pretrain",
+    MODEL_FILE: "train",
+}
+
+
+def made_by(path: str | Path) -> str | None:
+    path = Path(path)
+    return next((stage for out, stage in MADE_BY.items() if path == out or out in path.parents), None)

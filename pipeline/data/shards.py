@@ -14,10 +14,37 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.cli import StageError
-from pipeline.data.files import read_json
+from pipeline.data.files import read_json, reading
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def size(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError
+
+
+def check_fits(rows: int, seq_len: int, what: str, free: int | None, where: str, hint: str) -> None:
+    """Stop before the work when ``rows`` x ``seq_len`` int32 ids cannot fit in ``free`` bytes."""
+    need = rows * seq_len * np.dtype(np.int32).itemsize
+    if free is not None and need > free:
+        raise StageError(
+            f"encode.seq_len={seq_len}: {what} of {rows} rows x {seq_len} ids need {size(need)}, "
+            f"and {where} has {size(free)} ({hint})"
+        )
 
 
 def validation_mask(rows: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -79,22 +106,36 @@ class ShardWriter:
         self.shards.append(entry)
 
 
+DTYPES = {"ids": np.int32, "labels": np.int8, "lengths": np.int32}
+
+
 def read_manifest(shards_dir: Path) -> dict:
-    return read_json(shards_dir / MANIFEST)
+    return read_json(shards_dir / MANIFEST, ("seq_len", "pad", "pad_id", "vocab_size", "splits"))
 
 
 def load_split(shards_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """``(ids, labels, lengths, manifest)`` of one split, shards concatenated."""
+    """``(ids, labels, lengths, manifest)`` of one split, shards concatenated; every shard checked
+    against the manifest (dtype, shape, rows) as it is read."""
     manifest = read_manifest(shards_dir)
-    if split not in manifest["splits"]:
-        raise StageError(f"{shards_dir}/{MANIFEST}: no split {split!r}")
-    shards = manifest["splits"][split]["shards"]
-    parts = {
-        name: np.concatenate([np.load(shards_dir / shard[name], allow_pickle=False) for shard in shards])
-        for name in ("ids", "labels", "lengths")
-    }
-    ids = parts["ids"].reshape(-1, manifest["seq_len"])
-    return ids, parts["labels"], parts["lengths"], manifest
+    with reading(shards_dir / MANIFEST):
+        entry = manifest["splits"][split]
+        seq_len, shards = int(manifest["seq_len"]), list(entry["shards"])
+        if sum(int(shard["rows"]) for shard in shards) != entry["rows"]:
+            raise ValueError(f"the {split} shards' rows do not add up to {entry['rows']}")
+    parts = {name: [] for name in DTYPES}
+    for shard in shards:
+        for name, dtype in DTYPES.items():
+            path = shards_dir / shard[name]
+            with reading(path):
+                array = np.load(path, allow_pickle=False)
+                shape = (shard["rows"], seq_len) if name == "ids" else (shard["rows"],)
+                if array.dtype != dtype or array.shape != shape:
+                    raise ValueError(
+                        f"{array.dtype} {list(array.shape)}, the manifest says {dtype.__name__} {list(shape)}"
+                    )
+            parts[name].append(array)
+    ids, labels, lengths = (np.concatenate(parts[name]) for name in DTYPES)
+    return ids.reshape(-1, seq_len), labels, lengths, manifest
 
 
 def rows_of_test_split(manifest: dict) -> np.ndarray:

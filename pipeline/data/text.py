@@ -27,7 +27,7 @@ import polars as pl
 
 from pipeline.core.cli import StageError
 from pipeline.core.params import CleanParams, TokenizeParams
-from pipeline.data.files import read_json
+from pipeline.data.files import cure, read_json
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -93,8 +93,17 @@ _NLTK_RULES_AFTER_PAD: list[tuple[str, str]] = [
 ]
 
 
+# invisible characters that would otherwise end up inside tokens: format characters (bidi marks,
+# zero-width spaces and joiners, byte-order marks, soft hyphens) go, and control characters other
+# than white space (NUL, escape, ...) become a space
+FORMAT_CHARS = r"\p{Cf}"
+CONTROL_CHARS = r"[\p{Cc}&&[^\t\n\x0B\x0C\r\x1C-\x1F\x85]]"
+
+
 def clean_text(text: pl.Expr, params: CleanParams) -> pl.Expr:
-    """Normalise review text (a String expression) as params.yaml ``clean`` says."""
+    """Normalise review text (a String expression) as params.yaml ``clean`` says, after removing
+    the invisible characters above (always)."""
+    text = text.str.replace_all(FORMAT_CHARS, "").str.replace_all(CONTROL_CHARS, " ")
     if params.lowercase:
         text = text.str.to_lowercase()
     if params.strip_html:
@@ -137,8 +146,9 @@ def text_tokens(text: pl.Expr, clean: CleanParams, tokenize: TokenizeParams) -> 
 
 def load_vocab(path) -> list[str]:
     """The tokens of a ``vocab.json`` written by the vocab stage; a token's id is its position."""
-    data = read_json(path)
-    tokens = data["tokens"]
+    tokens = read_json(path, ("tokens",))["tokens"]
+    if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+        raise StageError(f"{path}: damaged (tokens is not a list of strings) ({cure(path)})")
     if tokens[:2] != list(SPECIALS):
         raise StageError(f"{path}: expected {PAD!r} and {UNK!r} as ids 0 and 1")
     return tokens
