@@ -106,7 +106,7 @@ def _write_failure(error: Exception, folder: Path) -> str | None:
         code = int(match[1])
     if code not in OS_ERRORS and shutil.disk_usage(folder).free < FULL_DISK_BYTES:
         code = errno.ENOSPC
-    return OS_ERRORS.get(code)
+    return None if code == errno.ENOENT else OS_ERRORS.get(code)  # a missing input is its reader's to name
 
 
 def _process_exists(pid: int) -> bool:

@@ -30,11 +30,11 @@ def available_memory() -> int | None:
 
 
 def size(count: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError
+    """A byte count for people: ``1.2 TiB``."""
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+    while count >= 1024 and len(units) > 1:
+        count, units = count / 1024, units[1:]
+    return f"{count:.1f} {units[0]}"
 
 
 def check_fits(rows: int, seq_len: int, what: str, free: int | None, where: str, hint: str) -> None:
