@@ -94,13 +94,19 @@ def test_a_checkpoint_that_cannot_be_written_does_not_stop_training(done, small_
     assert leftovers(done) == []
 
 
-def test_a_model_file_that_cannot_be_written_is_one_line(done, small_disk):
+def test_a_model_file_that_cannot_be_written_is_one_line(done, small_disk, data_stages_done, tmp_path):
     small_disk(done / "models", "4k")
     result = run_stage("train", done)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"error: models/model.pt: {NO_SPACE}"
     assert "Traceback" not in result.stderr
     assert list((done / "models").iterdir()) == []
+    # with room again, the same model as a training that never failed
+    subprocess.run(["umount", "-l", str(done / "models")], check=True)
+    assert run_stage("train", done).returncode == 0
+    never_failed = Path(shutil.copytree(data_stages_done, tmp_path / "never-failed"))
+    assert run_stage("train", never_failed).returncode == 0
+    assert (done / "models/model.pt").read_bytes() == (never_failed / "models/model.pt").read_bytes()
 
 
 CURE = "(restore it with dvc checkout, or make it again: dvc repro -f {})"

@@ -17,7 +17,14 @@ import mlflow
 from pipeline.core import paths
 from pipeline.core.params import Params
 from pipeline.data.files import sha256_file
-from pipeline.tracking.store import MODEL_HASH_TAG, log_shard_datasets, one_line_errors, run_tags, use_experiment
+from pipeline.tracking.store import (
+    MODEL_HASH_TAG,
+    log_shard_datasets,
+    one_line_errors,
+    process_tags,
+    run_tags,
+    use_experiment,
+)
 
 CHAMPION = "champion"  # the registry alias to serve: models:/lstm-sentiment@champion
 
@@ -57,7 +64,12 @@ def log_evaluation(
         run_id = training_run_of(experiment_id, model_hash)
         if run_id is None:
             print("evaluate: no MLflow run trained this model file (store reset?); logging to a new run")
-        new_run_tags = None if run_id else {**run_tags(), MODEL_HASH_TAG: model_hash}
+        if run_id:
+            # the run is RUNNING again while we log to it: under this process's id, or a stage of
+            # another experiment would take it for one whose (training) process died and fail it
+            for key, value in process_tags().items():
+                mlflow.MlflowClient().set_tag(run_id, key, value)
+        new_run_tags = None if run_id else {**run_tags(), **process_tags(), MODEL_HASH_TAG: model_hash}
         with mlflow.start_run(run_id=run_id, tags=new_run_tags) as run:
             mlflow.log_metrics({f"test_{k}": v for k, v in result.items() if v is not None})
             for name, figure in figures.items():
