@@ -69,7 +69,7 @@ def main() -> None:
     from pipeline.tracking.store import log_baseline, use_experiment
 
     params, _ = stage_params(__doc__)
-    use_experiment(params.mlflow.experiment)  # a store that cannot take the run stops us before any output
+    use_experiment(params.mlflow.experiment)  # an unusable store stops us before any output
     train_tokens, train_labels = read_tokens("train")
     test_tokens, test_labels = read_tokens("test")
     if len(np.unique(train_labels)) < 2:

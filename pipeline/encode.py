@@ -12,6 +12,7 @@ Output: ``shards/{train,val,test}/{ids,labels,lengths}-NNNNN.npy`` and ``shards/
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from pipeline.core import paths
 from pipeline.core.cli import run_main, stage_params
 from pipeline.core.params import EncodeParams, Params
 from pipeline.data.files import atomic_path, parquet_batches, reading, write_json
-from pipeline.data.shards import MANIFEST, SPLITS, ShardWriter, available_memory, check_fits, validation_mask
+from pipeline.data.shards import MANIFEST, SPLITS, ShardWriter, available_memory, ids_fit, validation_mask
 from pipeline.data.text import PAD_ID, UNK_ID, load_vocab, pad_and_truncate, token_ids
 
 BATCH_ROWS = 20_000
@@ -44,16 +45,32 @@ def encode_batch(frame: pl.DataFrame, vocab: list[str], params: EncodeParams) ->
     }
 
 
+def check_fits(rows: Iterable[int], params: EncodeParams, out_dir: Path) -> None:
+    """Stop before any work when ``seq_len`` asks for more than there is: in memory a batch being
+    padded and a shard being filled at once, on disk every row."""
+    rows = list(rows)
+    in_memory = min(max(rows), BATCH_ROWS) + min(sum(rows), params.shard_rows)
+    hint = "lower encode.seq_len, or encode.shard_rows"
+    ids_fit(in_memory, params.seq_len, "a batch and a shard", available_memory(), "this machine", hint)
+    free = shutil.disk_usage(out_dir).free
+    ids_fit(sum(rows), params.seq_len, "the shards", free, f"the disk of {out_dir}", "lower encode.seq_len")
+
+
 def encode(tokens_dir: Path, vocab: list[str], all_params: Params, out_dir: Path) -> dict:
     """Write all shards and ``manifest.json`` into ``out_dir``; return the manifest. Besides
     ``encode``, the manifest records the ``clean`` and ``tokenize`` params that made the tokens."""
     params = all_params.encode
+    split_rows = {}
+    for split in paths.SPLITS:
+        with reading(tokens_dir / f"{split}.parquet"):
+            split_rows[split] = pq.read_metadata(tokens_dir / f"{split}.parquet").num_rows
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_fits(split_rows.values(), params, out_dir)
     writers = {split: ShardWriter(out_dir, split, params.seq_len, params.shard_rows) for split in SPLITS}
     train_stats = {"rows": 0, "tokens": 0, "unk": 0, "truncated": 0}
     for source_split in paths.SPLITS:
         source = tokens_dir / f"{source_split}.parquet"
-        with reading(source):
-            rows = pq.read_metadata(source).num_rows
+        rows = split_rows[source_split]
         is_val = validation_mask(rows, params.val_fraction, params.seed) if source_split == "test" else None
         offset = 0
         bar = tqdm(total=rows, unit=" reviews", desc=f"encode {source_split}", leave=False, disable=None)
@@ -93,25 +110,9 @@ def encode(tokens_dir: Path, vocab: list[str], all_params: Params, out_dir: Path
     return manifest
 
 
-def check_settings(tokens_dir: Path, params: EncodeParams, out_dir: Path) -> None:
-    """Stop before any work when ``seq_len`` asks for more memory or disk than there is: a batch
-    being padded and a shard being filled at once in memory, and every row on disk."""
-    rows = []
-    for split in paths.SPLITS:
-        with reading(tokens_dir / f"{split}.parquet"):
-            rows.append(pq.read_metadata(tokens_dir / f"{split}.parquet").num_rows)
-    in_memory = min(max(rows), BATCH_ROWS) + min(sum(rows), params.shard_rows)
-    hint = "lower encode.seq_len, or encode.shard_rows"
-    check_fits(in_memory, params.seq_len, "a batch and a shard", available_memory(), "this machine", hint)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(out_dir).free
-    check_fits(sum(rows), params.seq_len, "the shards", free, f"the disk of {out_dir}", "lower encode.seq_len")
-
-
 def main() -> None:
     params, _ = stage_params(__doc__)
     vocab = load_vocab(paths.VOCAB_FILE)
-    check_settings(paths.TOKENS_DIR, params.encode, paths.SHARDS_DIR.parent)
     with atomic_path(paths.SHARDS_DIR) as tmp_dir:
         tmp_dir.mkdir(parents=True)
         manifest = encode(paths.TOKENS_DIR, vocab, params, tmp_dir)

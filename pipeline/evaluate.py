@@ -67,7 +67,7 @@ def main() -> None:
     from pipeline.tracking.store import use_experiment
 
     params, _ = stage_params(__doc__)
-    use_experiment(params.mlflow.experiment)  # a store that cannot take the report stops us before any output
+    experiment_id = use_experiment(params.mlflow.experiment)  # an unusable store stops us before any output
     model_file = load_model_file(paths.MODEL_FILE)
     ids, labels, lengths, manifest = load_split(paths.SHARDS_DIR, "test")
     if len(labels) == 0:
@@ -97,7 +97,9 @@ def main() -> None:
     sample_texts = texts.head(RAW_TEXT_CHECK_ROWS).to_list()
     check_raw_text_path(model_file, sample_texts, probs[: len(sample_texts)])
 
-    registry = log_report(params, result, tables, sample_texts[:2], manifest, test_split_digest(texts, labels))
+    registry = log_report(
+        params, experiment_id, result, tables, sample_texts[:2], manifest, test_split_digest(texts, labels)
+    )
     print(
         f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, F1 {result['f1']:.4f}, "
         f"ROC AUC {result['roc_auc']}, ECE {result['ece']:.4f} on {result['rows']} test reviews"
@@ -116,7 +118,13 @@ def test_split_digest(texts: pl.Series, labels: np.ndarray) -> str:
 
 
 def log_report(
-    params: Params, result: dict, tables: dict, example_texts: list[str], manifest: dict, test_split: str
+    params: Params,
+    experiment_id: str,
+    result: dict,
+    tables: dict,
+    example_texts: list[str],
+    manifest: dict,
+    test_split: str,
 ) -> str | None:
     from pipeline.report.figures import report_figures
     from pipeline.tracking.evaluation_run import log_evaluation
@@ -131,7 +139,7 @@ def log_report(
         tables["length_buckets.csv"],
         history,
     )
-    return log_evaluation(params, result, figures, example_texts, manifest, test_split)
+    return log_evaluation(params, experiment_id, result, figures, example_texts, manifest, test_split)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from pipeline.core import paths
 from pipeline.core.params import TrainParams
 from pipeline.data.files import atomic_path, read_json, reading, write_json
-from pipeline.data.shards import MANIFEST, available_memory, check_fits, load_split, read_manifest
+from pipeline.data.shards import MANIFEST, available_memory, ids_fit, load_split, read_manifest
 from pipeline.data.text import Preprocessing, load_vocab
 from pipeline.data.vectors import load_pretrained
 from pipeline.model.batching import EpochPlan, Split, keep_ids_on_host
@@ -249,7 +249,7 @@ def load_splits(device: torch.device, placement: str) -> tuple[Split, Split, dic
     with reading(paths.SHARDS_DIR / MANIFEST):
         rows = manifest["splits"]["train"]["rows"] + manifest["splits"]["val"]["rows"]
     hint = "lower encode.seq_len, or train on a machine with more memory"
-    check_fits(rows, manifest["seq_len"], "the train and validation splits", available_memory(), "this machine", hint)
+    ids_fit(rows, manifest["seq_len"], "the train and validation splits", available_memory(), "this machine", hint)
     train_ids, train_labels, train_lengths, manifest = load_split(paths.SHARDS_DIR, "train")
     val_ids, val_labels, val_lengths, _ = load_split(paths.SHARDS_DIR, "val")
     if len(train_labels) == 0:

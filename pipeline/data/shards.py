@@ -37,7 +37,7 @@ def size(count: float) -> str:
     return f"{count:.1f} {units[0]}"
 
 
-def check_fits(rows: int, seq_len: int, what: str, free: int | None, where: str, hint: str) -> None:
+def ids_fit(rows: int, seq_len: int, what: str, free: int | None, where: str, hint: str) -> None:
     """Stop before the work when ``rows`` x ``seq_len`` int32 ids cannot fit in ``free`` bytes."""
     need = rows * seq_len * np.dtype(np.int32).itemsize
     if free is not None and need > free:

@@ -23,7 +23,6 @@ from pipeline.tracking.store import (
     one_line_errors,
     process_tags,
     run_tags,
-    use_experiment,
 )
 
 CHAMPION = "champion"  # the registry alias to serve: models:/lstm-sentiment@champion
@@ -52,13 +51,19 @@ def find_run_by_model_hash(experiment_id: str, model_hash: str) -> str | None:
 
 
 def log_evaluation(
-    params: Params, result: dict, figures: dict, example_texts: list[str], manifest: dict, test_split: str
+    params: Params,
+    experiment_id: str,
+    result: dict,
+    figures: dict,
+    example_texts: list[str],
+    manifest: dict,
+    test_split: str,
 ) -> str | None:
-    """On the MLflow run that produced models/model.pt: the test metrics (``test_*``), the
+    """On the MLflow run that produced models/model.pt (in ``experiment_id``, which the stage
+    opened with use_experiment before writing anything): the test metrics (``test_*``), the
     report's figures, the test set as an input dataset, and the raw-text pyfunc model, registered
     when ``mlflow.registered_model`` is set (see :func:`register`; ``test_split`` names the test
     reviews). Returns what became of the registered version."""
-    experiment_id = use_experiment(params.mlflow.experiment)
     model_hash = sha256_file(paths.MODEL_FILE)
     with one_line_errors():
         run_id = training_run_of(experiment_id, model_hash)

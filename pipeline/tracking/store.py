@@ -271,8 +271,8 @@ def log_shard_datasets(shards_dir: Path, manifest: dict, splits: tuple[str, ...]
 
 def log_baseline(params: Params, run_name: str, metrics: dict) -> None:
     """The baseline's run, beside the LSTM runs in the same experiment: the params that shaped
-    its data and model, and its metrics (the same ``test_*`` names as the LSTM's)."""
-    use_experiment(params.mlflow.experiment)
+    its data and model, and its metrics (the same ``test_*`` names as the LSTM's). The stage
+    opened the store (:func:`use_experiment`) before it wrote anything."""
     with one_line_errors(), mlflow.start_run(run_name=run_name, tags={**run_tags(), "model_type": run_name}):
         sections = ("data.", "clean.", "tokenize.", "encode.", "baseline.")
         mlflow.log_params({k: v for k, v in params.flat().items() if k.startswith(sections)})
