@@ -1,18 +1,23 @@
-"""pretrain: train-split tokens -> word vectors aligned to the vocabulary (self-supervised, no labels).
+"""pretrain: train-split tokens -> a start for the classifier, learned from text alone (no labels).
 
-gensim's word2vec (skip-gram with negative sampling by default) reads the clean stage's train
-tokens, streamed from Parquet each epoch (memory does not grow with the corpus), keeping only
-the vocabulary's tokens, so row ``i`` of the output is the vector of vocabulary id ``i``.
-``pretrain.extra_text`` adds unlabelled text (a file, or every ``*.txt``, ``*.bz2`` and ``*.gz``
-file of a folder; fastText-format lines lose their label, other lines are one text each),
-cleaned and tokenized as the clean stage does; the committed ``data/extra`` holds none. With
-``train.init: word2vec`` the classifier starts its embedding from them. With one worker thread
-(``pretrain.workers``, the default) the vectors are the same bytes on every run (gensim seeds
-from ``pretrain.seed``); more threads are faster but share the work differently each time.
+Two kinds (``pretrain.kind``), each reading the clean stage's train tokens plus
+``pretrain.extra_text`` (a file, or every ``*.txt``, ``*.bz2`` and ``*.gz`` file of a folder;
+fastText-format lines lose their label, other lines are one text each), cleaned and tokenized as
+the clean stage does; the committed ``data/extra`` holds none:
 
-Writes ``data/processed/pretrained/word2vec.npy`` (float32 ``[vocab size, vector_size]``),
-``word2vec_known.npy`` (bool: ids word2vec saw; ``<pad>`` and ``<unk>`` never) and
-``metrics/pretrain.json`` (coverage, and the loss per corpus word of the first and last epoch).
+- ``word2vec``: gensim's word2vec (skip-gram with negative sampling by default), streamed from
+  Parquet each epoch (memory does not grow with the corpus), keeping only the vocabulary's
+  tokens, so row ``i`` of the output is the vector of vocabulary id ``i``. With one worker thread
+  (``pretrain.workers``, the default) the vectors are the same bytes on every run (gensim seeds
+  from ``pretrain.seed``). ``train.init: word2vec`` starts the classifier's embedding from them.
+- ``lm``: an LSTM language model (pipeline.model.language_model), forward and, with
+  ``pretrain.bidirectional``, backward, over the vocabulary's ids (other tokens are ``<unk>``);
+  its training perplexity is printed per epoch. ``train.init: lm`` starts the classifier's
+  embedding and first LSTM layer from it. The same bytes on every run on a CPU.
+
+Writes ``data/processed/pretrained/`` (pipeline.data.pretrained: ``word2vec.npy`` and
+``word2vec_known.npy``, or ``lm.npz``) and ``metrics/pretrain.json`` (word2vec: coverage and the
+loss per corpus word of the first and last epoch; lm: the perplexity of every epoch).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from gensim.utils import RULE_DISCARD, RULE_KEEP
 
 from pipeline.core import paths
 from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams
-from pipeline.data.files import parquet_batches, write_json
+from pipeline.data.files import parquet_batches, reading, write_json
+from pipeline.data.pretrained import save_language_model, save_vectors
 from pipeline.data.rawtext import decode_lines, read_line_blocks
-from pipeline.data.text import SPECIALS, load_vocab, text_tokens
-from pipeline.data.vectors import save_vectors
+from pipeline.data.text import SPECIALS, load_vocab, text_tokens, token_ids
+from pipeline.model.devices import pick_device
+from pipeline.model.language_model import train_language_model
 
 BATCH_ROWS = 20_000
 EXTRA_SUFFIXES = (".txt", ".bz2", ".gz")
@@ -136,6 +143,27 @@ def word2vec(sentences, vocab: list[str], params: PretrainParams) -> tuple[np.nd
     return vectors, known, metrics
 
 
+def stream_ids(files: list[Path], vocab: list[str]) -> np.ndarray:
+    """Every text's token ids, one text after another, as one int32 array."""
+    parts = []
+    for path in files:
+        with reading(path):
+            for batch in parquet_batches(path, BATCH_ROWS, columns=["tokens"]):
+                tokens = pl.from_arrow(batch).select(token_ids(pl.col("tokens"), vocab).explode())
+                parts.append(tokens.to_series().drop_nulls().to_numpy())
+    return np.concatenate(parts) if parts else np.zeros(0, np.int32)
+
+
+def language_model(files: list[Path], vocab: list[str], params: PretrainParams) -> dict:
+    """Train the language model and save its weights; returns its metrics."""
+    ids = stream_ids(files, vocab)
+    if len(ids) < 2 * (params.bptt + 1):
+        raise StageError(f"{len(ids)} tokens of text are too few to train a language model (pretrain.kind: lm)")
+    model, perplexities = train_language_model(ids, len(vocab), params, pick_device("auto"))
+    save_language_model(model.transferable())
+    return {"corpus_words": len(ids)} | {f"perplexity_epoch_{i}": round(p, 3) for i, p in enumerate(perplexities, 1)}
+
+
 def main() -> None:
     params, _ = stage_params(__doc__)
     source = paths.TOKENS_DIR / "train.parquet"
@@ -146,16 +174,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         extra = Path(tmp) / "extra.parquet"
         extra_rows = tokenize_extra_text(extra_files, extra, params.clean, params.tokenize, params.data.max_chars)
-        vectors, known, metrics = word2vec(TokenLists(source, extra), vocab, params.pretrain)
+        if params.pretrain.kind == "lm":
+            metrics = language_model([source, extra], vocab, params.pretrain)
+        else:
+            vectors, known, metrics = word2vec(TokenLists(source, extra), vocab, params.pretrain)
+            save_vectors(vectors, known)
     metrics.update(extra_files=len(extra_files), extra_texts=extra_rows)
-    save_vectors(vectors, known)
     write_json(paths.METRICS_DIR / "pretrain.json", metrics)
-    print(
-        f"pretrain: {params.pretrain.method} vectors of {params.pretrain.vector_size} for "
-        f"{metrics['vocab_coverage']:.2%} of the vocabulary, from {metrics['corpus_words']} tokens "
-        f"(train split and {extra_rows} extra texts); "
-        f"loss per word {metrics['loss_first_epoch']:.4f} -> {metrics['loss_last_epoch']:.4f}"
-    )
+    corpus = f"from {metrics['corpus_words']} tokens (train split and {extra_rows} extra texts)"
+    if params.pretrain.kind == "lm":
+        first, last = metrics["perplexity_epoch_1"], metrics[f"perplexity_epoch_{params.pretrain.epochs}"]
+        print(f"pretrain: a language model {corpus}; training perplexity {first:.1f} -> {last:.1f}")
+    else:
+        print(
+            f"pretrain: {params.pretrain.method} vectors of {params.pretrain.vector_size} for "
+            f"{metrics['vocab_coverage']:.2%} of the vocabulary, {corpus}; "
+            f"loss per word {metrics['loss_first_epoch']:.4f} -> {metrics['loss_last_epoch']:.4f}"
+        )
 
 
 if __name__ == "__main__":

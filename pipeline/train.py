@@ -40,16 +40,17 @@ from tqdm import tqdm
 from pipeline.core import paths
 from pipeline.core.params import TrainParams
 from pipeline.data.files import atomic_path, read_json, reading, write_json
+from pipeline.data.pretrained import load_pretrained
 from pipeline.data.shards import MANIFEST, available_memory, ids_fit, load_split, read_manifest
 from pipeline.data.text import Preprocessing, load_vocab
-from pipeline.data.vectors import load_pretrained
+from pipeline.model.adversarial import keeping_embedded, perturbation, perturbed
 from pipeline.model.batching import EpochPlan, Split, keep_ids_on_host
 from pipeline.model.checkpoint import TrainState, fingerprint, load_checkpoint, save_checkpoint
 from pipeline.model.decision import labels_at
 from pipeline.model.devices import all_reduce, autocast, end_processes, start_processes, training_autocast, world
 from pipeline.model.inference import evaluate_split
 from pipeline.model.model_file import save_model_file
-from pipeline.model.network import LSTMClassifier, ModelConfig, count_parameters, start_embedding
+from pipeline.model.network import LSTMClassifier, ModelConfig, count_parameters, start_from
 
 HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
 
@@ -117,20 +118,20 @@ def train_model(
     on_eval: Callable[[dict], None] = lambda row: None,
     checkpoint: Path | None = None,
     checkpoint_fingerprint: str = "",
-    pretrained: np.ndarray | None = None,
+    pretrained: np.ndarray | dict[str, np.ndarray] | None = None,
 ) -> tuple[LSTMClassifier, list[dict], dict, dict]:
     """Train; return ``(model with the best validation weights, history, summary, speed)``.
 
     ``on_eval`` gets each validation's row. With ``checkpoint``, the state is saved there at every
     validation, and with ``params.resume`` training continues from it when it was saved with the
-    same ``checkpoint_fingerprint`` (pipeline.model.checkpoint.fingerprint). ``pretrained``: vectors
-    to start the embedding from (see :func:`load_pretrained`)."""
+    same ``checkpoint_fingerprint`` (pipeline.model.checkpoint.fingerprint). ``pretrained``: what
+    to start from (see :func:`load_pretrained`)."""
     rank, processes = world()
     torch.manual_seed(params.seed)
     device = train.labels.device
     model = LSTMClassifier(config).to(device)
     if pretrained is not None:
-        start_embedding(model, pretrained)
+        start_from(model, pretrained)
     dtype = training_autocast(params.precision, model, train.ids[:2])
     trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, fused=device.type == "cuda")
@@ -145,6 +146,7 @@ def train_model(
             on_eval(row)
     my_val = val.share(rank, processes)
     loss_fn = nn.BCEWithLogitsLoss()
+    adversarial = params.adversarial_epsilon > 0
     running_loss, running_steps = torch.zeros((), device=device), 0
     started = time.perf_counter()
 
@@ -161,10 +163,14 @@ def train_model(
         )
         for index in progress:
             ids, labels = plan.batch(train, index, config.pad)
-            with autocast(device, dtype):
+            with autocast(device, dtype), keeping_embedded(model.embedding, adversarial) as embedded:
                 loss = loss_fn(trained(ids).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if adversarial:  # the same batch again, its embedded tokens pushed the way that raises the loss
+                push = perturbation(embedded[0], params.adversarial_epsilon, model.embedding)
+                with autocast(device, dtype), perturbed(model.embedding, push):
+                    scaler.scale(loss_fn(trained(ids).float(), labels)).backward()
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
             scaler.step(optimizer)
@@ -288,7 +294,7 @@ def main() -> None:
             write_json(paths.METRICS_DIR / "train.json", summary)
             artifacts = [paths.VOCAB_FILE, params_file, paths.SHARDS_DIR / "manifest.json"]
             metrics = {**summary, **speed}
-            if pretrained is not None:  # the vectors' own training (their params are the run's pretrain.*)
+            if pretrained is not None:  # the pretraining's own metrics (their params are the run's pretrain.*)
                 metrics |= {f"pretrain_{k}": v for k, v in read_json(paths.METRICS_DIR / "pretrain.json").items()}
             run.log_result(paths.MODEL_FILE, metrics, device, artifacts)
             print(

@@ -15,8 +15,9 @@ import torch
 
 from pipeline.core.cli import StageError
 from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams, TrainParams
-from pipeline.data.vectors import load_pretrained, save_vectors
-from pipeline.model.network import LSTMClassifier, ModelConfig, start_embedding
+from pipeline.data.pretrained import load_pretrained, save_vectors
+from pipeline.model.language_model import LanguageModel, train_language_model
+from pipeline.model.network import LSTMClassifier, ModelConfig, start_embedding, start_from
 from pipeline.pretrain import extra_text_files, tokenize_extra_text, word2vec
 from pipeline.train import train_model
 from tests.conftest import REPO
@@ -135,7 +136,7 @@ def test_training_starts_from_the_pretrained_vectors(tmp_path):
 def test_load_pretrained_says_what_to_do_when_the_vectors_do_not_fit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = TrainParams(init="word2vec", embedding_dim=8)
-    with pytest.raises(StageError, match=r"word2vec.npy: not found \(run the pretrain stage first"):
+    with pytest.raises(StageError, match=r"word2vec.npy: not found \(train.init: word2vec needs pretrain.kind"):
         load_pretrained(params, 10)
     save_vectors(np.ones((10, 4), np.float32), np.ones(10, bool))
     with pytest.raises(StageError) as error:
@@ -149,3 +150,102 @@ def test_load_pretrained_says_what_to_do_when_the_vectors_do_not_fit(tmp_path, m
     assert load_pretrained(TrainParams(), 10) is None
     loaded = load_pretrained(params.model_copy(update={"embedding_dim": 4}), 10)
     assert loaded.shape == (10, 4) and not np.isnan(loaded).any()
+
+
+def counting_corpus(texts: int, vocab_size: int, seed: int = 0) -> list[list[str]]:
+    """Texts that count up from a random word (w3 w4 w5 ...; after the last word, the first):
+    after the first word each next word, and before it each previous one, is certain."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(2, vocab_size)]
+    return [[words[(start + k) % len(words)] for k in range(12)] for start in rng.integers(0, len(words), texts)]
+
+
+def lm_params(**overrides) -> PretrainParams:
+    settings = dict(kind="lm", vector_size=8, hidden_size=16, bptt=12, batch_size=8, epochs=4, lr=0.02, dropout=0.0)
+    return PretrainParams(**(settings | overrides))
+
+
+def test_the_language_model_learns_the_text_in_both_directions():
+    vocab_size = 20
+    ids = np.array([int(word[1:]) for text in counting_corpus(200, vocab_size) for word in text], np.int32)
+    model, perplexities = train_language_model(ids, vocab_size, lm_params(epochs=10), torch.device("cpu"))
+    # 18 words: a model that learned nothing sits near perplexity 18; one that counts, near 1.3 (each
+    # text starts at random: 1 word in 12 cannot be foreseen)
+    assert perplexities[0] > 5 and perplexities[-1] < 1.8, perplexities
+    model.eval()
+    with torch.no_grad():
+        sequence = torch.tensor([[5, 6, 7, 8, 9]])
+        for direction, inputs, target in ((0, sequence, 10), (1, sequence.flip(1), 4)):
+            out, _ = model.directions()[direction](model.embedding(inputs))
+            assert model.heads[direction].predict(out[:, -1]).item() == target
+    weights = model.transferable()
+    config = ModelConfig(vocab_size=vocab_size, embedding_dim=8, hidden_sizes=(16, 4), bidirectional=True)
+    classifier = LSTMClassifier(config)
+    assert set(weights) <= set(classifier.state_dict())
+    assert {"embedding.weight", "forward_layers.0.weight_hh_l0", "backward_layers.0.bias_ih_l0"} <= set(weights)
+
+
+def test_training_starts_from_the_language_model_and_says_when_it_does_not_fit():
+    train, val, config, params = small_run(lr=0.0, epochs=1)  # lr 0: the start is the end
+    forward_only = lm_params(vector_size=config.embedding_dim, hidden_size=8, bidirectional=False)
+    lm = LanguageModel(config.vocab_size, forward_only)
+    weights = lm.transferable()
+    started = train_model(train, val, config, params.model_copy(update={"init": "lm"}), pretrained=weights)[0]
+    random = train_model(train, val, config, params)[0]
+    for name, array in weights.items():
+        assert np.array_equal(started.state_dict()[name].numpy(), array), name
+        assert not np.array_equal(random.state_dict()[name].numpy(), array), name
+    assert torch.equal(started.head.weight, random.head.weight)  # not in the language model: its random start
+
+    with pytest.raises(StageError) as error:
+        start_from(LSTMClassifier(ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(12,))), weights)
+    assert str(error.value) == (
+        "the language model's forward_layers.0.weight_ih_l0 is [32, 8], the classifier's [48, 8]: set "
+        "pretrain.vector_size to train.embedding_dim and pretrain.hidden_size to the first train.hidden_size "
+        "(then dvc repro pretrain)"
+    )
+    with pytest.raises(StageError) as error:
+        bidirectional = ModelConfig(vocab_size=10, embedding_dim=8, hidden_sizes=(8,), bidirectional=True)
+        start_from(LSTMClassifier(bidirectional), weights)
+    assert str(error.value) == (
+        "train.bidirectional is true but the language model reads forward only: "
+        "set pretrain.bidirectional: true (then dvc repro pretrain)"
+    )
+
+
+def test_the_lm_stage_writes_the_same_bytes_every_run_and_train_reads_them(tmp_path, monkeypatch):
+    (tmp_path / "data" / "interim" / "tokens").mkdir(parents=True)
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    (tmp_path / "data" / "extra").mkdir()
+    texts = counting_corpus(60, 12)
+    pl.DataFrame({"label": [1] * 60, "tokens": texts}).write_parquet(
+        tmp_path / "data" / "interim" / "tokens" / "train.parquet"
+    )
+    vocab = ["<pad>", "<unk>", *[f"w{i}" for i in range(2, 11)]]  # w11 is not in it: <unk>
+    (tmp_path / "data" / "processed" / "vocab.json").write_text(json.dumps({"tokens": vocab}))
+    (tmp_path / "params.yaml").write_text(
+        "pretrain:\n  kind: lm\n  vector_size: 8\n  hidden_size: 8\n  bptt: 10\n  batch_size: 4\n  epochs: 2\n"
+    )
+    digests = []
+    for _ in range(2):
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.pretrain"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert "pretrain: a language model from 720 tokens (train split and 0 extra texts); training perplexity" in (
+            result.stdout
+        )
+        digests.append(hashlib.sha256((tmp_path / "data/processed/pretrained/lm.npz").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    metrics = json.loads((tmp_path / "metrics" / "pretrain.json").read_text())
+    assert metrics["corpus_words"] == 720 and metrics["perplexity_epoch_2"] < metrics["perplexity_epoch_1"]
+
+    monkeypatch.chdir(tmp_path)
+    params = TrainParams(init="lm", embedding_dim=8, hidden_size=8, bidirectional=True)
+    weights = load_pretrained(params, len(vocab))
+    assert weights["embedding.weight"].shape == (11, 8) and "backward_layers.0.weight_hh_l0" in weights
+    with pytest.raises(StageError, match="covers 11 tokens, the vocabulary 12: re-run the pretrain stage"):
+        load_pretrained(params, 12)
+    with pytest.raises(StageError, match=r"word2vec.npy: not found \(train.init: word2vec needs pretrain.kind"):
+        load_pretrained(params.model_copy(update={"init": "word2vec"}), len(vocab))

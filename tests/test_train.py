@@ -6,11 +6,12 @@ import torch
 
 from pipeline.core.cli import StageError
 from pipeline.core.params import TrainParams
+from pipeline.model.adversarial import perturbation
 from pipeline.model.batching import Split, batch_to_device, epoch_batches, keep_ids_on_host, trim_batch
 from pipeline.model.checkpoint import fingerprint
 from pipeline.model.devices import autocast_dtype, first_working_autocast
 from pipeline.model.inference import evaluate_split
-from pipeline.model.network import ModelConfig
+from pipeline.model.network import LSTMClassifier, ModelConfig
 from pipeline.train import make_scheduler, train_model
 
 
@@ -288,3 +289,36 @@ def test_a_corrupt_checkpoint_stops_resume_with_one_line(tmp_path):
     assert str(error.value) == (
         f"{checkpoint}: not a readable checkpoint (truncated or corrupt?): delete it to train from scratch"
     )
+
+
+def test_the_adversarial_push_follows_the_gradient_with_epsilon_norm_per_review():
+    embedding = torch.nn.Embedding(10, 4)
+    with torch.no_grad():
+        embedding.weight.mul_(3.0)  # the push is in units of the embedding's spread
+    embedded = torch.zeros(2, 3, 4, requires_grad=True)
+    (embedded[0].sum() * 2 + (embedded[1] ** 2 + embedded[1]).sum() * 1e-6).backward()
+    push = perturbation(embedded, 0.5, embedding)
+    spread = embedding.weight.std().item()
+    norms = push.flatten(1).norm(dim=1)
+    torch.testing.assert_close(norms, torch.full((2,), 0.5 * spread))  # however small the gradient
+    assert torch.allclose(push[0], torch.full((3, 4), 0.5 * spread / 12**0.5))  # along it
+
+
+def test_adversarial_training_runs_each_batch_twice_still_learns_and_changes_the_weights(monkeypatch):
+    train = Split.from_numpy(*negation_task(3000, 0), torch.device("cpu"))
+    val = Split.from_numpy(*negation_task(500, 1), torch.device("cpu"))
+    config = ModelConfig(vocab_size=10, embedding_dim=16, hidden_sizes=(16,), dropout=0.0)
+    params = TrainParams(batch_size=64, epochs=4, lr=0.01)
+    plain = train_model(train, val, config, params)
+    passes = []  # the embedding's forward passes, True in training mode
+    original = LSTMClassifier.__init__
+
+    def counted(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.embedding.register_forward_hook(lambda module, inputs, output: passes.append(module.training))
+
+    monkeypatch.setattr(LSTMClassifier, "__init__", counted)
+    adversarial = train_model(train, val, config, params.model_copy(update={"adversarial_epsilon": 1.0}))
+    assert sum(passes) == 2 * adversarial[2]["steps"]
+    assert adversarial[2]["best_val_accuracy"] >= 0.95
+    assert not torch.equal(adversarial[0].embedding.weight, plain[0].embedding.weight)

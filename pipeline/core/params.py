@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -76,19 +77,30 @@ class EncodeParams(Section):
 
 
 class PretrainParams(Section):
-    method: Literal["skipgram", "cbow"] = "skipgram"  # word2vec's two models
-    vector_size: PositiveInt = 64  # must equal train.embedding_dim for train.init: word2vec
-    window: PositiveInt = 5  # context words on each side
-    negative: PositiveInt = 5  # negative samples per positive one
+    kind: Literal["word2vec", "lm"] = "word2vec"  # word vectors (gensim), or an LSTM language model (PyTorch)
+    vector_size: PositiveInt = 64  # the vectors' or the language model's embedding: must equal train.embedding_dim
     epochs: PositiveInt = 5
     seed: int = 42
-    workers: PositiveInt = 1  # threads; more is faster, but the vectors are then not the same bytes on every run
     extra_text: str = "data/extra"  # more unlabelled text: a file, or a folder of *.txt, *.bz2, *.gz files
+    # word2vec only
+    method: Literal["skipgram", "cbow"] = "skipgram"  # word2vec's two models
+    window: PositiveInt = 5  # context words on each side
+    negative: PositiveInt = 5  # negative samples per positive one
+    workers: PositiveInt = 1  # threads; more is faster, but the vectors are then not the same bytes on every run
+    # lm only
+    hidden_size: PositiveInt = 64  # the LSTM's width: must equal the classifier's first layer
+    bidirectional: bool = True  # a backward language model too, to start a bidirectional classifier's other half
+    bptt: PositiveInt = 70  # tokens per window of truncated backpropagation through time
+    batch_size: PositiveInt = 64  # parallel streams of text
+    lr: PositiveFloat = 0.003  # Adam, on a cosine schedule to 0
+    dropout: Dropout = 0.1  # on the embedded tokens and the LSTM's outputs
 
 
 class TrainParams(Section):
     embedding_dim: PositiveInt = 64
-    init: Literal["random", "word2vec"] = "random"  # the embedding's start: random, or the pretrain stage's vectors
+    # the start: random, the pretrain stage's word vectors (embedding), or its language model (embedding
+    # and first LSTM layer)
+    init: Literal["random", "word2vec", "lm"] = "random"
     num_layers: PositiveInt = 1  # before hidden_size, whose check reads it
     hidden_size: PositiveInt | list[PositiveInt] = 64  # one width for every layer, or one per layer: [128, 64]
     dropout: Dropout = 0.2
@@ -101,6 +113,9 @@ class TrainParams(Section):
     bucket_by_length: bool = True  # batches of similar lengths: less padding, much faster
     epochs: PositiveInt = 4
     patience: NonNegativeInt = 0  # stop after this many validations without a better val loss; 0: never
+    # adversarial training: also learn from each batch with its embedded tokens pushed this far (L2 norm
+    # per review, in units of the embedding's spread) along the loss gradient; 0: off
+    adversarial_epsilon: NonNegativeFloat = 0.0
     grad_clip: PositiveFloat = 5.0  # clip_grad_norm_ with a negative norm reverses every gradient
     threshold: Fraction = 0.5  # probability above which a review is positive: validation, evaluation and serving
     eval_every: NonNegativeInt = 0  # validate every N steps; 0 validates once per epoch only

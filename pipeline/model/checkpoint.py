@@ -41,16 +41,28 @@ class TrainState:
     epoch_shuffle: torch.Tensor | None = None  # the batch shuffler's state when the current epoch began
 
 
-def fingerprint(params: TrainParams, manifest: dict, pretrained: np.ndarray | None = None) -> str:
+def pretrained_digest(pretrained: np.ndarray | dict[str, np.ndarray] | None) -> str | None:
+    if pretrained is None:
+        return None
+    arrays = sorted(pretrained.items()) if isinstance(pretrained, dict) else [("", pretrained)]
+    digest = hashlib.sha256()
+    for name, array in arrays:
+        digest.update(name.encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(
+    params: TrainParams, manifest: dict, pretrained: np.ndarray | dict[str, np.ndarray] | None = None
+) -> str:
     """What a checkpoint must have been written with to be resumed: every train param except
     ``resume`` itself and ``data_placement`` (where the ids live does not change a step), the
-    same shards and pretrained vectors, and this checkpoint layout."""
+    same shards and pretrained start, and this checkpoint layout."""
     ignored = ("resume", "data_placement")
     described = {
         "format": FORMAT_VERSION,
         "train": params.model_dump(exclude=set(ignored)),
         "shards": manifest,
-        "pretrained": None if pretrained is None else hashlib.sha256(pretrained.tobytes()).hexdigest(),
+        "pretrained": pretrained_digest(pretrained),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pipeline.core import cpu_math
+from pipeline.core.cli import StageError
 
 
 @contextlib.contextmanager
@@ -170,6 +171,37 @@ def start_embedding(model: LSTMClassifier, vectors: np.ndarray) -> None:
     with torch.no_grad():
         weight = model.embedding.weight
         weight[torch.from_numpy(known)] = torch.from_numpy(vectors[known] / vectors[known].std()).to(weight.device)
+
+
+def start_from_language_model(model: LSTMClassifier, weights: dict[str, np.ndarray]) -> None:
+    """Copy a language model's embedding and first LSTM layer (``weights``: arrays by the name of
+    the classifier parameter they start) into ``model``; deeper layers and the head keep their
+    random start. A bidirectional classifier needs the backward language model too."""
+    own = model.state_dict()
+    if model.config.bidirectional and not any(name.startswith("backward_layers.") for name in weights):
+        raise StageError(
+            "train.bidirectional is true but the language model reads forward only: "
+            "set pretrain.bidirectional: true (then dvc repro pretrain)"
+        )
+    wanted = {name: array for name, array in weights.items() if name in own}
+    for name, array in wanted.items():
+        if tuple(own[name].shape) != array.shape:
+            raise StageError(
+                f"the language model's {name} is {list(array.shape)}, the classifier's {list(own[name].shape)}: "
+                "set pretrain.vector_size to train.embedding_dim and pretrain.hidden_size to the first "
+                "train.hidden_size (then dvc repro pretrain)"
+            )
+    with torch.no_grad():
+        for name, array in wanted.items():
+            own[name].copy_(torch.from_numpy(array))
+
+
+def start_from(model: LSTMClassifier, pretrained: np.ndarray | dict[str, np.ndarray]) -> None:
+    """Start ``model`` from what pipeline.data.pretrained.load_pretrained returned."""
+    if isinstance(pretrained, dict):
+        start_from_language_model(model, pretrained)
+    else:
+        start_embedding(model, pretrained)
 
 
 def count_parameters(model: nn.Module) -> int:
