@@ -9,7 +9,7 @@ calls): per seed, ``dvc repro`` with the recipe's params (a YAML mapping of dott
 ``--set`` overrides) and ``train.seed`` set to that seed. Data, pretrain and baseline stages run
 once and come from DVC's cache for the other seeds. Prints every seed's test accuracy (the test
 half of the test file, the same rows as the baseline's), the mean, the sample standard deviation
-and the range, and the wall time of each seed's run.
+and the range, and the wall time of each seed's run and of each stage it ran.
 """
 
 from __future__ import annotations
@@ -59,6 +59,27 @@ def set_params(work: Path, overrides: dict[str, object]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def repro(work: Path) -> tuple[int, str, dict[str, float]]:
+    """``dvc repro`` in ``work``: its exit status, its output, and the wall time of each stage it
+    ran (from one "Running stage" line to the next, or to the end)."""
+    process = subprocess.Popen(
+        [str(BIN / "dvc"), "repro"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines, stage_seconds, current, since = [], {}, None, time.perf_counter()
+    for line in process.stdout:
+        lines.append(line)
+        started = re.match(r"Running stage '(\w+)'", line)
+        if started:
+            now = time.perf_counter()
+            if current:
+                stage_seconds[current] = now - since
+            current, since = started.group(1), now
+    returncode = process.wait()
+    if current:
+        stage_seconds[current] = time.perf_counter() - since
+    return returncode, "".join(lines), stage_seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="folder with train.ft.txt.bz2 and test.ft.txt.bz2")
@@ -82,17 +103,17 @@ def main() -> None:
     for seed in args.seeds:
         set_params(work, {**overrides, "train.seed": seed})
         started = time.perf_counter()
-        result = subprocess.run([str(BIN / "dvc"), "repro"], cwd=work, capture_output=True, text=True)
+        returncode, output, stage_seconds = repro(work)
         seconds = time.perf_counter() - started
-        if result.returncode != 0:
-            sys.exit(f"dvc repro failed for seed {seed}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-        ran = re.findall(r"Running stage '(\w+)'", result.stdout)
+        if returncode != 0:
+            sys.exit(f"dvc repro failed for seed {seed}:\n{output[-6000:]}")
+        ran = ", ".join(f"{stage} {took:.0f} s" for stage, took in stage_seconds.items())
         accuracy = json.loads((work / "metrics" / "eval.json").read_text())["accuracy"]
         train = json.loads((work / "metrics" / "train.json").read_text())
         accuracies.append(accuracy)
         print(
             f"  seed {seed}: test accuracy {accuracy:.4f} (best val {train['best_val_accuracy']:.4f} "
-            f"at step {train['best_step']}), {seconds:.0f} s for {', '.join(ran) or 'nothing (cached)'}",
+            f"at step {train['best_step']}), {seconds:.0f} s: {ran or 'nothing run (cached)'}",
             flush=True,
         )
     baseline = json.loads((work / "metrics" / "baseline.json").read_text())["test_accuracy"]

@@ -1,13 +1,22 @@
-"""ingest: raw fastText-format review dumps (bz2 or plain text) -> Parquet.
+"""ingest: raw review files (fastText lines, CSV, TSV, JSON Lines or Parquet; bz2, gzip or plain) -> Parquet.
 
-Each line is ``__label__1 <text>`` (negative) or ``__label__2 <text>`` (positive). The file is
-read in compressed blocks and parsed with Arrow/Polars block by block, so memory is bounded by
-the block size, not the file. Every line ends up either as a row (label int8 0/1, text) or in
-``rejects.parquet`` with its line number and reason.
+fastText lines are ``__label__1 <text>`` (negative) or ``__label__2 <text>`` (positive). A table
+(pipeline.data.tables; ``data.format``, by default told from the file name) gives the text in
+``data.text_column``, optionally after a title (``data.title_column``, joined as ``title: text``),
+and the label in ``data.label_column``, which ``data.negative`` and ``data.positive`` map to 0
+and 1 (values compared as trimmed, lower-case text; ``4.0`` is ``4``). Files are read a block
+or batch at a time, so memory is bounded by the block size, not the file. Every line or row ends
+up either as a review (label int8 0/1, text) or in ``rejects.parquet`` with its line or row
+number and reason (such as a label in neither list: 3 stars between ``[1, 2]`` and ``[4, 5]``;
+those are counted apart, as ``unmapped_labels``, and do not count against
+``data.max_reject_fraction``, which is there to catch damaged input).
+A missing column, a file that is not its format, or labels of which no value maps to one of the
+classes stop the stage with one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -16,9 +25,10 @@ import pyarrow.parquet as pq
 
 from pipeline.core import paths
 from pipeline.core.cli import StageError, run_main, stage_params
-from pipeline.core.params import DataParams
+from pipeline.core.params import DataParams, label_key
 from pipeline.data.files import atomic_path, write_json
 from pipeline.data.rawtext import decode_lines, read_line_blocks
+from pipeline.data.tables import Columns, file_format, label_text, read_table, review_text
 
 EXCERPT_CHARS = 200
 
@@ -28,6 +38,7 @@ REJECT_SCHEMA = pa.schema(
 )
 
 LABELS = {"1": 0, "2": 1}  # fastText label -> our label (0 = negative, 1 = positive)
+UNMAPPED = "is in neither data.negative nor data.positive"  # the reason for a table's label left out
 
 
 def parse_lines(
@@ -90,14 +101,63 @@ def _excerpt(raw: bytes) -> str:
     return raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n")[:EXCERPT_CHARS]
 
 
-def ingest_file(path: Path, out_file: Path, split: str, max_chars: int) -> tuple[dict, pl.DataFrame]:
+def parse_rows(frame: pl.DataFrame, data: DataParams) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows of a table (pipeline.data.tables.read_table) into reviews and rejects, as
+    :func:`parse_lines` does for lines: ``len(reviews) + len(rejects) == len(frame)``."""
+    text = review_text(Columns(data.text_column, data.title_column))
+    label = label_text(pl.col(data.label_column))
+    negative = [label_key(value) for value in data.negative]
+    positive = [label_key(value) for value in data.positive]
+    parsed = frame.with_columns(text.str.strip_chars().alias("text"), label.alias("label_raw"))
+    reason = (
+        pl.when(pl.col("problem").is_not_null())
+        .then(pl.col("problem"))
+        .when(pl.col("text").fill_null("") == "")
+        .then(pl.lit("empty text"))
+        .when(pl.col("text").str.len_chars() > data.max_chars)
+        .then(pl.lit(f"too long (over data.max_chars={data.max_chars} characters)"))
+        .when(pl.col("label_raw").fill_null("") == "")
+        .then(pl.lit("missing label"))
+        .when(~pl.col("label_raw").is_in(negative + positive))
+        .then(pl.format("label '{}' " + UNMAPPED, pl.col("label_raw")))
+    )
+    parsed = parsed.with_columns(reason.alias("reason"))
+    reviews = parsed.filter(pl.col("reason").is_null()).select(
+        pl.col("label_raw").is_in(positive).cast(pl.Int8).alias("label"), pl.col("text")
+    )
+    rejects = parsed.filter(pl.col("reason").is_not_null()).select(
+        pl.col("row").alias("line"),
+        pl.col("reason"),
+        pl.coalesce("raw", "text", pl.lit("")).str.slice(0, EXCERPT_CHARS).alias("excerpt"),
+    )
+    return reviews, rejects
+
+
+def parsed_batches(path: Path, data: DataParams) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """``(lines or rows read, reviews, rejects, label values and their counts)`` per block of the file."""
+    fmt = file_format(path, data.format)
+    hint = " (set data.train / data.test in params.yaml)"
+    if fmt == "fasttext":
+        first_line = 1
+        for lines in read_line_blocks(path, hint):
+            reviews, rejects = parse_lines(pl.from_arrow(lines), first_line, data.max_chars)
+            first_line += len(lines)
+            yield len(lines), reviews, rejects, pl.DataFrame()
+        return
+    columns = Columns(data.text_column, data.title_column, data.label_column)
+    for frame in read_table(path, fmt, columns, hint):
+        reviews, rejects = parse_rows(frame, data)
+        labels = frame.group_by(label_text(pl.col(data.label_column)).alias("value")).len()
+        yield len(frame), reviews, rejects, labels
+
+
+def ingest_file(path: Path, out_file: Path, split: str, data: DataParams) -> tuple[dict, pl.DataFrame]:
     """Parse one input file into ``out_file``; return its counts and its rejects."""
     counts = {"lines": 0, "rows": 0, "rejects": 0, "positive": 0}
-    reject_frames = []
+    reject_frames, label_frames = [], []
     with pq.ParquetWriter(out_file, REVIEW_SCHEMA, compression="zstd") as writer:
-        for lines in read_line_blocks(path, " (set data.train / data.test in params.yaml)"):
-            reviews, rejects = parse_lines(pl.from_arrow(lines), counts["lines"] + 1, max_chars)
-            counts["lines"] += len(lines)
+        for read, reviews, rejects, labels in parsed_batches(path, data):
+            counts["lines"] += read
             counts["rows"] += len(reviews)
             counts["rejects"] += len(rejects)
             counts["positive"] += int(reviews["label"].sum())
@@ -105,10 +165,28 @@ def ingest_file(path: Path, out_file: Path, split: str, max_chars: int) -> tuple
                 writer.write_table(reviews.to_arrow().cast(REVIEW_SCHEMA))
             if len(rejects):
                 reject_frames.append(rejects.with_columns(pl.lit(split).alias("split")))
+            label_frames.append(labels)
     if counts["lines"] == 0:
         raise StageError(f"{path}: empty file, no reviews to read")
     rejects = pl.concat(reject_frames) if reject_frames else pl.DataFrame(schema=pl.Schema(REJECT_SCHEMA))
+    if file_format(path, data.format) != "fasttext":
+        check_both_classes(path, counts, pl.concat(label_frames), data)
     return counts, rejects.select(REJECT_SCHEMA.names)
+
+
+def check_both_classes(path: Path, counts: dict, labels: pl.DataFrame, data: DataParams) -> None:
+    """Stop when the label mapping leaves a class without a single review: the mapping, not the
+    data, is then wrong."""
+    if counts["rows"] == 0 or 0 < counts["positive"] < counts["rows"]:
+        return
+    empty = "positive" if counts["positive"] == 0 else "negative"
+    values = getattr(data, empty)
+    seen = labels.group_by("value").agg(pl.col("len").sum()).sort(["len", "value"], descending=[True, False])
+    shown = ", ".join(f"{value!r} ({count})" for value, count in seen.head(8).iter_rows())
+    raise StageError(
+        f"{path}: no {empty} reviews: data.{empty}={values} matches none of the values of column "
+        f"{data.label_column!r} (found: {shown}) (set data.{empty} to the values that mean {empty})"
+    )
 
 
 def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
@@ -119,13 +197,15 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
         all_rejects = []
         for split in paths.SPLITS:
             source = Path(getattr(data, split))
-            counts, rejects = ingest_file(source, tmp_dir / f"{split}.parquet", split, data.max_chars)
-            fraction = counts["rejects"] / counts["lines"]
+            counts, rejects = ingest_file(source, tmp_dir / f"{split}.parquet", split, data)
+            # a label the mapping leaves out (3 stars) is the user's choice, not damage: not held against the input
+            damaged = rejects.filter(~pl.col("reason").str.ends_with(UNMAPPED))
+            fraction = len(damaged) / counts["lines"]
             if fraction > data.max_reject_fraction:
-                top = rejects.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
-                first = rejects.row(0, named=True)
+                top = damaged.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
+                first = damaged.row(0, named=True)
                 raise StageError(
-                    f"{source}: {counts['rejects']} of {counts['lines']} lines rejected "
+                    f"{source}: {len(damaged)} of {counts['lines']} lines rejected "
                     f"({fraction:.1%} > data.max_reject_fraction={data.max_reject_fraction}); "
                     f"most common reason: {top['reason'][0]!r}; first at line {first['line']}: "
                     f"{first['excerpt'][:80]!r}"
@@ -137,6 +217,8 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
                 "reject_fraction": round(fraction, 6),
                 "positive_fraction": round(counts["positive"] / max(counts["rows"], 1), 6),
             }
+            if file_format(source, data.format) != "fasttext":
+                metrics[split]["unmapped_labels"] = len(rejects) - len(damaged)
             all_rejects.append(rejects)
         pl.concat(all_rejects).write_parquet(tmp_dir / "rejects.parquet", compression="zstd")
     return metrics
@@ -147,7 +229,8 @@ def main() -> None:
     metrics = ingest(params.data)
     write_json(paths.METRICS_DIR / "ingest.json", metrics)
     for split, m in metrics.items():
-        print(f"ingest {split}: {m['rows']} rows, {m['rejects']} rejected of {m['lines']} lines")
+        unmapped = f" ({m['unmapped_labels']} for their label)" if m.get("unmapped_labels") else ""
+        print(f"ingest {split}: {m['rows']} rows, {m['rejects']} rejected{unmapped} of {m['lines']} lines")
 
 
 if __name__ == "__main__":

@@ -51,23 +51,15 @@ def run(args, cwd, env):
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="session")
-def pipeline_run(tmp_path_factory):
-    """`dvc repro` of a smaller synthetic sample in a temporary copy of the repository's committed
-    tree (HEAD, as a fresh clone has it: uncommitted edits, params.yaml's included, are not
-    copied), made a git repository with one commit on `main`: ``(root, env, output)``."""
-    root = tmp_path_factory.mktemp("repo")
+def committed_tree(root: Path) -> dict[str, str]:
+    """The repository's committed tree (HEAD) extracted into ``root``, made a git repository on
+    `main`; returns the environment to run the pipeline there with."""
     archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=REPO, capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(root, filter="data")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # these runs last seconds; the default samples every 10 s
-    run([sys.executable, "-m", "pipeline.sample", "--train-rows", "6000", "--test-rows", "1000"], root, env)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["data"].update(train="data/sample/train.ft.txt.bz2", test="data/sample/test.ft.txt.bz2")
-    params["train"]["epochs"] = 3
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env.update(
         GIT_AUTHOR_NAME="test",
         GIT_AUTHOR_EMAIL="t@example.com",
@@ -75,6 +67,21 @@ def pipeline_run(tmp_path_factory):
         GIT_COMMITTER_EMAIL="t@example.com",
     )
     run(["git", "init", "-q", "-b", "main"], root, env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory):
+    """`dvc repro` of a smaller synthetic sample in a temporary copy of the repository's committed
+    tree (HEAD, as a fresh clone has it: uncommitted edits, params.yaml's included, are not
+    copied), made a git repository with one commit on `main`: ``(root, env, output)``."""
+    root = tmp_path_factory.mktemp("repo")
+    env = committed_tree(root)
+    run([sys.executable, "-m", "pipeline.sample", "--train-rows", "6000", "--test-rows", "1000"], root, env)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"].update(train="data/sample/train.ft.txt.bz2", test="data/sample/test.ft.txt.bz2")
+    params["train"]["epochs"] = 3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     first = run([str(BIN / "dvc"), "repro"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-q", "-m", "pipeline run"], root, env)

@@ -82,7 +82,10 @@ def dep_problems(dvc: dict) -> list[str]:
 
 
 def dvc_yaml() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    """dvc.yaml, with each ``foreach`` stage as its ``do`` part."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    dvc["stages"] = {name: stage.get("do", stage) for name, stage in dvc["stages"].items()}
+    return dvc
 
 
 def stages() -> set[str]:

@@ -208,8 +208,10 @@ def test_dvc_plots_page_renders_every_plot_offline_in_headless_chromium(pipeline
 def test_experiments_rerun_only_the_stages_downstream_and_compare_in_dvc_and_mlflow(pipeline_run):
     root, env, _ = pipeline_run
     dvc = str(BIN / "dvc")
-    # train params, the start from the pretrained vectors included, never re-run pretrain (cached)
-    lr_run = run([dvc, "exp", "run", "-n", "lr-low", "-S", "train.lr=0.002", "-S", "train.init=word2vec"], root, env)
+    # train params, the start from the pretrained vectors and adversarial training included, never
+    # re-run pretrain (cached)
+    changes = ["-S", "train.lr=0.002", "-S", "train.init=word2vec", "-S", "train.adversarial_epsilon=0.5"]
+    lr_run = run([dvc, "exp", "run", "-n", "lr-low", *changes], root, env)
     assert stages_run(lr_run) == {"train", "evaluate"}
     assert stages_run(run([dvc, "exp", "run", "-n", "min-freq-3", "-S", "vocab.min_freq=3"], root, env)) == {
         "vocab",

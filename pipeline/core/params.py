@@ -46,9 +46,41 @@ class Section(BaseModel):
 class DataParams(Section):
     train: str = "data/sample/train.ft.txt.bz2"
     test: str = "data/sample/test.ft.txt.bz2"
+    # auto: from the file name (.csv, .tsv, .jsonl/.ndjson, .parquet, also inside .bz2/.gz; else fastText lines)
+    format: Literal["auto", "fasttext", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    text_column: str = "text"  # tables: the review's text
+    title_column: str | None = None  # tables: a title, joined before the text as "title: text"
+    label_column: str = "label"  # tables: the label, mapped by the two lists below
+    negative: list[str | int] = ["negative", "neg", 0]  # label values of negative reviews (tables)
+    positive: list[str | int] = ["positive", "pos", 1]  # any other value is a counted reject
     # ingest stops (non-zero exit) when more than this share of a split's lines is rejected
     max_reject_fraction: Fraction = 0.01
     max_chars: PositiveInt = 100_000  # a longer line is a reject ("too long"): a pasted log, not a review
+    score: list[str] = []  # [a file of new reviews] for the score stage; []: no score stage
+    keep_columns: list[str] = []  # score: columns of that file copied to the predictions (ids)
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def one_file_to_score(cls, files: object) -> object:
+        if isinstance(files, str):
+            raise ValueError(f"a list, as DVC makes the stage for each listed file: [{files}]")
+        if isinstance(files, list) and len(files) > 1:
+            raise ValueError(f"one file at most (scored into data/predictions/scored.parquet), got {files}")
+        return files
+
+    @field_validator("positive")
+    @classmethod
+    def one_class_per_value(cls, positive: list[str | int], info: ValidationInfo) -> list[str | int]:
+        negative = {label_key(value) for value in info.data.get("negative", [])}
+        both = [value for value in positive if label_key(value) in negative]
+        if both:
+            raise ValueError(f"{both[0]!r} is in data.negative too: a label value maps to one class")
+        return positive
+
+
+def label_key(value: str | int) -> str:
+    """A label value as ingest compares it: text, trimmed, lower case (pipeline.data.tables.label_text)."""
+    return str(value).strip().lower()
 
 
 class CleanParams(Section):

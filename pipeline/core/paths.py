@@ -15,6 +15,7 @@ RUN_ID_FILE = Path("models/mlflow-run.json")  # train: its MLflow run, for evalu
 PENDING_DIR = Path("models/mlflow-pending")  # train: what MLflow did not take (pipeline.tracking.training_run)
 PREDICTIONS_FILE = Path("data/predictions/test.parquet")  # evaluate: per test review
 BASELINE_PREDICTIONS_FILE = Path("data/predictions/baseline.parquet")  # baseline: per val/test review
+SCORED_FILE = Path("data/predictions/scored.parquet")  # score: per review of data.score
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
