@@ -133,8 +133,11 @@ def parse_rows(frame: pl.DataFrame, data: DataParams) -> tuple[pl.DataFrame, pl.
     return reviews, rejects
 
 
-def parsed_batches(path: Path, data: DataParams) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
-    """``(lines or rows read, reviews, rejects, label values and their counts)`` per block of the file."""
+def parsed_batches(
+    path: Path, data: DataParams
+) -> Iterator[tuple[int, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]]:
+    """``(lines or rows read, reviews, rejects, a table's label values and their counts)`` per
+    block of the file."""
     fmt = file_format(path, data.format)
     hint = " (set data.train / data.test in params.yaml)"
     if fmt == "fasttext":
@@ -142,7 +145,7 @@ def parsed_batches(path: Path, data: DataParams) -> Iterator[tuple[int, pl.DataF
         for lines in read_line_blocks(path, hint):
             reviews, rejects = parse_lines(pl.from_arrow(lines), first_line, data.max_chars)
             first_line += len(lines)
-            yield len(lines), reviews, rejects, pl.DataFrame()
+            yield len(lines), reviews, rejects, None
         return
     columns = Columns(data.text_column, data.title_column, data.label_column)
     for frame in read_table(path, fmt, columns, hint):
@@ -165,11 +168,14 @@ def ingest_file(path: Path, out_file: Path, split: str, data: DataParams) -> tup
                 writer.write_table(reviews.to_arrow().cast(REVIEW_SCHEMA))
             if len(rejects):
                 reject_frames.append(rejects.with_columns(pl.lit(split).alias("split")))
-            label_frames.append(labels)
+            if labels is not None:
+                label_frames.append(labels)
+            if len(label_frames) > 64:  # counts per label value, not per batch: bounded memory
+                label_frames = [pl.concat(label_frames).group_by("value").agg(pl.col("len").sum())]
     if counts["lines"] == 0:
         raise StageError(f"{path}: empty file, no reviews to read")
     rejects = pl.concat(reject_frames) if reject_frames else pl.DataFrame(schema=pl.Schema(REJECT_SCHEMA))
-    if file_format(path, data.format) != "fasttext":
+    if label_frames:
         check_both_classes(path, counts, pl.concat(label_frames), data)
     return counts, rejects.select(REJECT_SCHEMA.names)
 

@@ -91,7 +91,7 @@ def write_scores(args: argparse.Namespace, columns: Columns) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("texts", nargs="*", help="reviews to score (or use --file, or stdin)")
-    parser.add_argument("--file", help="a file with one review per line; '-' for stdin")
+    parser.add_argument("--file", help="reviews, one per line, or a CSV/TSV/JSON Lines/Parquet table; '-': stdin")
     parser.add_argument("--model", type=Path, default=paths.MODEL_FILE, help="model file (default: %(default)s)")
     parser.add_argument("--model-uri", help="an MLflow model URI instead, e.g. models:/lstm-sentiment/1")
     parser.add_argument(

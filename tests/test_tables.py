@@ -372,3 +372,15 @@ def test_the_score_stage_scores_new_reviews_once_as_predict_does(formats_repo):
     assert scored.row(-1)[2:] == (None, None, "empty text")
     again = run([str(BIN / "dvc"), "repro"], root, env)
     assert "Running stage" not in again  # cached: nothing changed
+
+
+def test_label_counts_stay_bounded_over_many_batches_and_still_name_the_values(tmp_path, monkeypatch):
+    monkeypatch.setattr("pipeline.data.tables.BATCH_ROWS", 1)  # 100 batches of one row
+    pl.DataFrame({"text": ["a review"] * 100, "label": ["good"] * 60 + ["bad"] * 40}).write_parquet(tmp_path / "t.pq")
+    data = DataParams(format="parquet", negative=["awful"], positive=["good"])
+    with pytest.raises(StageError) as error:
+        ingest_file(tmp_path / "t.pq", tmp_path / "out.parquet", "train", data)
+    assert str(error.value) == (
+        f"{tmp_path / 't.pq'}: no negative reviews: data.negative=['awful'] matches none of the values of column "
+        "'label' (found: 'good' (60), 'bad' (40)) (set data.negative to the values that mean negative)"
+    )
