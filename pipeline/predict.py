@@ -19,6 +19,11 @@ scored a batch at a time into Parquet, one row per input row, as the score stage
 
 from __future__ import annotations
 
+from pipeline.core.cpu_math import pin_code_paths
+
+if __name__ == "__main__":  # the stages' code paths, so that the answers are the same bits as evaluate's and score's
+    pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
+
 import argparse
 import json
 import sys
