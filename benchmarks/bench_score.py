@@ -13,6 +13,10 @@ and prints the seconds, reviews per second and the stage process's peak RSS.
 
 from __future__ import annotations
 
+from pipeline.core.cpu_math import pin_code_paths
+
+pin_code_paths()  # as the stage and pipeline.predict do, before NumPy and PyTorch load
+
 import argparse
 import bz2
 import csv

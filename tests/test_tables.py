@@ -217,7 +217,7 @@ def tiny_predictor() -> Predictor:
 
 
 def test_score_file_writes_one_row_per_input_row_in_order_equal_to_predict(tmp_path, monkeypatch):
-    monkeypatch.setattr("pipeline.model.scoring.SCORE_ROWS", 3)  # several batches
+    monkeypatch.setattr("pipeline.model.scoring.CHUNK_ROWS", 3)  # several chunks
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(["good", "bad", "film", "."], rng.integers(1, 8))) for _ in range(10)]
     rows = [[f"id{i}", text] for i, text in enumerate(texts)] + [["id10", ""], ["id11", "zzz qqq"]]

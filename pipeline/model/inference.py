@@ -24,6 +24,7 @@ from pipeline.model.model_file import ModelFile, load_model_file
 from pipeline.model.network import LSTMClassifier
 
 BATCH_SIZE = 256
+CHUNK_ROWS = 8_192  # reviews encoded at a time: bounds the id matrix's memory
 NO_KNOWN_WORDS = "no known words"  # the sentiment of a review none of whose tokens the model knows
 
 
@@ -90,7 +91,19 @@ class Predictor:
         """``probability``, ``label`` and ``sentiment`` per review, at the model's threshold
         unless another is given. A review without a single token of the vocabulary (empty once
         cleaned, or all unknown words) gets no probability or label and the sentiment
-        ``"no known words"``: the model would only be guessing."""
+        ``"no known words"``: the model would only be guessing.
+
+        The reviews go through in chunks of ``CHUNK_ROWS``, which bounds the memory, and which
+        pipeline.model.scoring cuts a file into too: a review's batch then holds the same
+        reviews either way, and gets the same bits (other batch shapes may move the last bit)."""
+        chunks = [
+            self._predict(texts[start : start + CHUNK_ROWS], threshold) for start in range(0, len(texts), CHUNK_ROWS)
+        ]
+        return {
+            key: [value for chunk in chunks for value in chunk[key]] for key in ("probability", "label", "sentiment")
+        }
+
+    def _predict(self, texts: list[str], threshold: float | None) -> dict[str, list]:
         ids, lengths = self.encode(texts)
         known = ((ids != PAD_ID) & (ids != UNK_ID)).any(axis=1)
         probs = self._probabilities(ids, lengths).astype(np.float64)

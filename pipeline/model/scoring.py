@@ -11,6 +11,7 @@ score keeps its place with a null probability and label and the reason as its se
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -20,9 +21,7 @@ from tqdm import tqdm
 
 from pipeline.data.files import atomic_path
 from pipeline.data.tables import Columns, review_batches
-from pipeline.model.inference import Predictor
-
-SCORE_ROWS = 8_192  # reviews encoded and scored at a time: bounds the id matrix's memory
+from pipeline.model.inference import CHUNK_ROWS, Predictor
 
 
 def score_file(predictor: Predictor, path: Path, fmt: str, columns: Columns, output: Path) -> dict[str, int]:
@@ -36,14 +35,29 @@ def score_file(predictor: Predictor, path: Path, fmt: str, columns: Columns, out
     )
     progress = tqdm(desc=f"score {path.name}", unit=" reviews", leave=False, disable=None)
     with atomic_path(output) as tmp, progress, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in review_batches(path, fmt, columns):
-            for frame in batch.iter_slices(SCORE_ROWS):
-                scored = score_frame(predictor, frame, columns.keep)
-                writer.write_table(scored.to_arrow().cast(schema))
-                counts["rows"] += len(frame)
-                counts["unscored"] += scored["probability"].null_count()
-                progress.update(len(frame))
+        for frame in chunks(review_batches(path, fmt, columns), CHUNK_ROWS):
+            scored = score_frame(predictor, frame, columns.keep)
+            writer.write_table(scored.to_arrow().cast(schema))
+            counts["rows"] += len(frame)
+            counts["unscored"] += scored["probability"].null_count()
+            progress.update(len(frame))
     return counts
+
+
+def chunks(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
+    """The rows of ``frames`` again, cut into frames of exactly ``rows`` rows (the last one
+    shorter), as Predictor.predict cuts a list of reviews."""
+    pending: list[pl.DataFrame] = []
+    held = 0
+    for frame in frames:
+        pending.append(frame)
+        held += len(frame)
+        while held >= rows:
+            joined = pl.concat(pending)
+            yield joined.head(rows)
+            pending, held = [joined.slice(rows)], held - rows
+    if held:
+        yield pl.concat(pending)
 
 
 def score_frame(predictor: Predictor, frame: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
