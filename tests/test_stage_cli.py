@@ -105,11 +105,12 @@ def test_a_params_typo_stops_the_stage_naming_the_key(tmp_path):
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == "error: params.yaml: data.tset: unknown key (known: max_chars, max_reject_fraction, test, train)"
+        == "error: params.yaml: data.tset: unknown key (known: format, keep_columns, label_column, max_chars, "
+        "max_reject_fraction, negative, positive, score, test, text_column, title_column, train)"
     )
 
 
-@pytest.mark.parametrize("stage", [*DATA_STAGES, "pretrain", "train", "evaluate", "baseline"])
+@pytest.mark.parametrize("stage", [*DATA_STAGES, "pretrain", "train", "evaluate", "baseline", "score"])
 def test_help_describes_the_stage_without_loading_torch_mlflow_or_gensim(stage):
     # -X importtime lists every module the process imported, on stderr
     result = subprocess.run(
