@@ -224,15 +224,18 @@ def test_score_file_writes_one_row_per_input_row_in_order_equal_to_predict(tmp_p
     write_csv(tmp_path / "new.csv", ["id", "review"], rows)
     with (tmp_path / "new.csv").open("a") as f:
         f.write("id12,too,many\nid13,good film\n")
+    with (tmp_path / "new.csv").open("ab") as f:
+        f.write(b"id\xff,good film\n")  # an id that is not UTF-8: the row is not scored
     predictor = tiny_predictor()
     columns = Columns("review", keep=("id",))
     counts = score_file(predictor, tmp_path / "new.csv", "auto", columns, tmp_path / "s.parquet")
     scored = pl.read_parquet(tmp_path / "s.parquet")
     assert scored.columns == ["row", "id", "probability", "label", "sentiment"]
-    assert scored["row"].to_list() == list(range(1, 15))
-    assert scored["id"].to_list() == [f"id{i}" for i in range(12)] + [None, "id13"]
+    assert scored["row"].to_list() == list(range(1, 16))
+    assert scored["id"].to_list() == [f"id{i}" for i in range(12)] + [None, "id13", None]
+    assert scored.row(-1)[2:] == (None, None, "invalid UTF-8")
     expected = predictor.predict(texts + ["good film"])
-    assert scored["probability"].to_list()[:10] + scored["probability"].to_list()[13:] == expected["probability"]
+    assert scored["probability"].to_list()[:10] + scored["probability"].to_list()[13:14] == expected["probability"]
     assert scored["label"].to_list()[:10] == expected["label"][:10]
     assert scored["sentiment"].to_list()[10:13] == [
         "empty text",
@@ -240,7 +243,7 @@ def test_score_file_writes_one_row_per_input_row_in_order_equal_to_predict(tmp_p
         "CSV row does not parse: 3 fields, expected 2",
     ]
     assert scored["probability"].to_list()[10:13] == [None, None, None]
-    assert counts == {"rows": 14, "unscored": 3}
+    assert counts == {"rows": 15, "unscored": 4}
 
     (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 40)
     for source, message in (

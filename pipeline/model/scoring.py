@@ -61,17 +61,18 @@ def chunks(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
 
 
 def score_frame(predictor: Predictor, frame: pl.DataFrame, keep: tuple[str, ...]) -> pl.DataFrame:
-    usable = frame["problem"].is_null() & (frame["text"].fill_null("") != "")
-    result = predictor.predict(frame["text"].fill_null("").to_list())
-    reason = pl.when(pl.col("problem").is_not_null()).then(pl.col("problem")).when(~usable).then(pl.lit("empty text"))
+    """A problem row or a row without text is scored as an empty review (no probability or
+    label, as Predictor answers one); its sentiment then says why."""
+    texts = frame.select(pl.when(pl.col("problem").is_null()).then(pl.col("text")).fill_null(""))
+    result = predictor.predict(texts.to_series().to_list())
+    reason = (
+        pl.when(pl.col("problem").is_not_null())
+        .then(pl.col("problem"))
+        .when(pl.col("text").fill_null("") == "")
+        .then(pl.lit("empty text"))
+    )
     return frame.with_columns(
         pl.Series("probability", result["probability"], pl.Float64),
         pl.Series("label", result["label"], pl.Int8),
         pl.Series("sentiment", result["sentiment"], pl.String),
-    ).select(
-        "row",
-        *keep,
-        pl.when(usable).then(pl.col("probability")).alias("probability"),
-        pl.when(usable).then(pl.col("label")).alias("label"),
-        pl.coalesce(reason, pl.col("sentiment")).alias("sentiment"),
-    )
+    ).select("row", *keep, "probability", "label", pl.coalesce(reason, pl.col("sentiment")).alias("sentiment"))
