@@ -51,6 +51,7 @@ from pipeline.model.devices import all_reduce, autocast, end_processes, start_pr
 from pipeline.model.inference import evaluate_split
 from pipeline.model.model_file import save_model_file
 from pipeline.model.network import LSTMClassifier, ModelConfig, count_parameters, start_from
+from pipeline.model.optimization import make_optimizer, make_scheduler
 
 HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
 
@@ -68,14 +69,6 @@ def model_config(params: TrainParams, manifest: dict) -> ModelConfig:
         pad=manifest["pad"],
         pad_id=manifest["pad_id"],
     )
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int):
-    if params.lr_schedule == "cosine":  # stepped every batch, down to 0 at the last step
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    if params.lr_schedule == "plateau":  # stepped at each validation: halve the LR when val loss stalls
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=0)
-    return None
 
 
 def validate(
@@ -130,11 +123,10 @@ def train_model(
     torch.manual_seed(params.seed)
     device = train.labels.device
     model = LSTMClassifier(config).to(device)
-    if pretrained is not None:
-        start_from(model, pretrained)
+    started = [] if pretrained is None else start_from(model, pretrained)
     dtype = training_autocast(params.precision, model, train.ids[:2])
     trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, fused=device.type == "cuda")
+    optimizer = make_optimizer(model, started, params)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)  # fp16 needs loss scaling
     scheduler = make_scheduler(optimizer, params, math.ceil(len(train) / params.batch_size) * params.epochs)
     parts = {"model": model, "optimizer": optimizer, "scaler": scaler, "scheduler": scheduler}
@@ -171,6 +163,9 @@ def train_model(
                 push = perturbation(embedded[0], params.adversarial_epsilon, model.embedding)
                 with autocast(device, dtype), perturbed(model.embedding, push):
                     scaler.scale(loss_fn(trained(ids).float(), labels)).backward()
+            if epoch < params.freeze_pretrained_epochs:
+                for name in started:  # Adam leaves a parameter without a gradient as it is
+                    model.get_parameter(name).grad = None
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
             scaler.step(optimizer)

@@ -185,6 +185,25 @@ def test_the_language_model_learns_the_text_in_both_directions():
     assert {"embedding.weight", "forward_layers.0.weight_hh_l0", "backward_layers.0.bias_ih_l0"} <= set(weights)
 
 
+def test_a_frozen_or_slower_pretrained_start_moves_less_than_the_rest():
+    train, val, config, params = small_run(lr=0.03, epochs=4)  # learns: the best weights are late ones
+    weights = LanguageModel(config.vocab_size, lm_params(hidden_size=8, bidirectional=False)).transferable()
+
+    def moved(**options) -> dict[str, float]:
+        """How far each parameter ended from its pretrained start (the head: from 0)."""
+        options["init"] = "lm"
+        model = train_model(train, val, config, params.model_copy(update=options), pretrained=weights)[0]
+        state = model.state_dict()
+        return {name: float(np.abs(state[name].numpy() - weights.get(name, 0)).max()) for name in state}
+
+    frozen = moved(freeze_pretrained_epochs=4)  # frozen for the whole run: the start is the end
+    assert frozen["embedding.weight"] == 0 and frozen["forward_layers.0.weight_ih_l0"] == 0
+    assert moved(freeze_pretrained_epochs=1)["embedding.weight"] > 0  # learns from the second epoch
+    plain, slower = moved(), moved(pretrained_lr_factor=0.1)
+    assert 0 < slower["forward_layers.0.weight_hh_l0"] < plain["forward_layers.0.weight_hh_l0"] / 3
+    assert slower["head.weight"] > 0
+
+
 def test_training_starts_from_the_language_model_and_says_when_it_does_not_fit():
     train, val, config, params = small_run(lr=0.0, epochs=1)  # lr 0: the start is the end
     forward_only = lm_params(vector_size=config.embedding_dim, hidden_size=8, bidirectional=False)

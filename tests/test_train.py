@@ -12,7 +12,8 @@ from pipeline.model.checkpoint import fingerprint
 from pipeline.model.devices import autocast_dtype, first_working_autocast
 from pipeline.model.inference import evaluate_split
 from pipeline.model.network import LSTMClassifier, ModelConfig
-from pipeline.train import make_scheduler, train_model
+from pipeline.model.optimization import make_scheduler
+from pipeline.train import train_model
 
 
 def negation_task(rows: int, seed: int):

@@ -148,6 +148,10 @@ class TrainParams(Section):
     # adversarial training: also learn from each batch with its embedded tokens pushed this far (L2 norm
     # per review, in units of the embedding's spread) along the loss gradient; 0: off
     adversarial_epsilon: NonNegativeFloat = 0.0
+    # fine-tuning a pretrained start (ULMFiT): the parameters init started are frozen for this many
+    # epochs while the rest learns, then learn at lr times pretrained_lr_factor; no effect with init random
+    freeze_pretrained_epochs: NonNegativeInt = 0
+    pretrained_lr_factor: PositiveFloat = 1.0
     grad_clip: PositiveFloat = 5.0  # clip_grad_norm_ with a negative norm reverses every gradient
     threshold: Fraction = 0.5  # probability above which a review is positive: validation, evaluation and serving
     eval_every: NonNegativeInt = 0  # validate every N steps; 0 validates once per epoch only

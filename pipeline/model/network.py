@@ -162,7 +162,7 @@ def lstm_from_scratch(
     return torch.stack(outputs, dim=1)
 
 
-def start_embedding(model: LSTMClassifier, vectors: np.ndarray) -> None:
+def start_embedding(model: LSTMClassifier, vectors: np.ndarray) -> list[str]:
     """Copy pretrained vectors (``[vocab size, embedding_dim]``, NaN rows for tokens without one)
     into the embedding, rescaled to the spread of its random start (N(0, 1)): pretrained vectors
     are much smaller, and the LSTM's gates expect inputs of that size. Rows without a vector keep
@@ -171,9 +171,10 @@ def start_embedding(model: LSTMClassifier, vectors: np.ndarray) -> None:
     with torch.no_grad():
         weight = model.embedding.weight
         weight[torch.from_numpy(known)] = torch.from_numpy(vectors[known] / vectors[known].std()).to(weight.device)
+    return ["embedding.weight"]
 
 
-def start_from_language_model(model: LSTMClassifier, weights: dict[str, np.ndarray]) -> None:
+def start_from_language_model(model: LSTMClassifier, weights: dict[str, np.ndarray]) -> list[str]:
     """Copy a language model's embedding and first LSTM layer (``weights``: arrays by the name of
     the classifier parameter they start) into ``model``; deeper layers and the head keep their
     random start. A bidirectional classifier needs the backward language model too."""
@@ -194,14 +195,15 @@ def start_from_language_model(model: LSTMClassifier, weights: dict[str, np.ndarr
     with torch.no_grad():
         for name, array in wanted.items():
             own[name].copy_(torch.from_numpy(array))
+    return list(wanted)
 
 
-def start_from(model: LSTMClassifier, pretrained: np.ndarray | dict[str, np.ndarray]) -> None:
-    """Start ``model`` from what pipeline.data.pretrained.load_pretrained returned."""
+def start_from(model: LSTMClassifier, pretrained: np.ndarray | dict[str, np.ndarray]) -> list[str]:
+    """Start ``model`` from what pipeline.data.pretrained.load_pretrained returned; return the
+    names of the parameters it started."""
     if isinstance(pretrained, dict):
-        start_from_language_model(model, pretrained)
-    else:
-        start_embedding(model, pretrained)
+        return start_from_language_model(model, pretrained)
+    return start_embedding(model, pretrained)
 
 
 def count_parameters(model: nn.Module) -> int:
