@@ -123,10 +123,10 @@ def train_model(
     torch.manual_seed(params.seed)
     device = train.labels.device
     model = LSTMClassifier(config).to(device)
-    started = [] if pretrained is None else start_from(model, pretrained)
+    pretrained_names = [] if pretrained is None else start_from(model, pretrained)
     dtype = training_autocast(params.precision, model, train.ids[:2])
     trained = nn.parallel.DistributedDataParallel(model) if processes > 1 else model
-    optimizer = make_optimizer(model, started, params)
+    optimizer = make_optimizer(model, pretrained_names, params)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)  # fp16 needs loss scaling
     scheduler = make_scheduler(optimizer, params, math.ceil(len(train) / params.batch_size) * params.epochs)
     parts = {"model": model, "optimizer": optimizer, "scaler": scaler, "scheduler": scheduler}
@@ -164,7 +164,7 @@ def train_model(
                 with autocast(device, dtype), perturbed(model.embedding, push):
                     scaler.scale(loss_fn(trained(ids).float(), labels)).backward()
             if epoch < params.freeze_pretrained_epochs:
-                for name in started:  # Adam leaves a parameter without a gradient as it is
+                for name in pretrained_names:  # Adam leaves a parameter without a gradient as it is
                     model.get_parameter(name).grad = None
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
