@@ -21,21 +21,22 @@ DOCS = [[3, 4, 5], [7], [2, 9, 9, 9, 4, 5], [6, 6]]
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("hidden_sizes", [(8,), (8, 5)])
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
 def test_output_is_one_logit_per_review(bidirectional, hidden_sizes, pooling):
     config = ModelConfig(12, embedding_dim=6, hidden_sizes=hidden_sizes, bidirectional=bidirectional, pooling=pooling)
     model = LSTMClassifier(config)
     logits = model(padded(DOCS, 10, "left"))
     assert logits.shape == (4,) and logits.dtype == torch.float32
     directions = 2 if bidirectional else 1
-    assert model.head.in_features == hidden_sizes[-1] * directions
+    pooled = 3 if pooling == "concat" else 1
+    assert model.head.in_features == hidden_sizes[-1] * directions * pooled
     assert [layer.hidden_size for layer in model.forward_layers] == list(hidden_sizes)
     assert [layer.input_size for layer in model.forward_layers] == [6, 8 * directions][: len(hidden_sizes)]
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("hidden_sizes", [(8,), (8, 5)])
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
 def test_padding_side_length_and_batch_neighbours_do_not_change_a_logit(bidirectional, hidden_sizes, pooling):
     torch.manual_seed(0)
     config = ModelConfig(
@@ -66,7 +67,7 @@ def test_to_right_padding_and_reverse_real_tokens():
     assert torch.equal(reverse_real_tokens(reversed_, torch.tensor([2, 4])), x)
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
 def test_empty_review_still_gets_a_logit(pooling):
     config = ModelConfig(vocab_size=12, hidden_sizes=(4,), embedding_dim=4, bidirectional=True, pooling=pooling)
     model = LSTMClassifier(config).eval()
@@ -76,10 +77,12 @@ def test_empty_review_still_gets_a_logit(pooling):
 def test_pooling_reads_the_layer_outputs_it_says():
     x = torch.tensor([[[1.0], [3.0], [-9.0]], [[2.0], [0.0], [4.0]]])  # [batch 2, time 3, features 1]
     lengths = torch.tensor([2, 3])  # right padded: row 0's third step is padding
-    pool = {p: LSTMClassifier(ModelConfig(4, hidden_sizes=(1,), pooling=p)).pool for p in ("last", "mean", "max")}
+    kinds = ("last", "mean", "max", "concat")
+    pool = {p: LSTMClassifier(ModelConfig(4, hidden_sizes=(1,), pooling=p)).pool for p in kinds}
     assert pool["last"](x, lengths).flatten().tolist() == [3.0, 4.0]
     assert pool["mean"](x, lengths).flatten().tolist() == [2.0, 2.0]
     assert pool["max"](x, lengths).flatten().tolist() == [3.0, 4.0]
+    assert pool["concat"](x, lengths).tolist() == [[3.0, 3.0, 2.0], [4.0, 4.0, 2.0]]  # last, max, mean
 
 
 def test_config_from_a_saved_dict_keeps_tuple_widths():

@@ -138,7 +138,7 @@ class TrainParams(Section):
     dropout: Dropout = 0.2
     embedding_dropout: Dropout = 0.0  # dropout on the embedded tokens (regularises small data sets)
     bidirectional: bool = False
-    pooling: Literal["last", "mean", "max"] = "last"  # the head reads the last real step, or pools them
+    pooling: Literal["last", "mean", "max", "concat"] = "last"  # head input: last real step, mean, max, or all 3
     lr: PositiveFloat = 0.005
     lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
     batch_size: PositiveInt = 128

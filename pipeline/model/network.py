@@ -4,7 +4,8 @@ It returns one logit per review (train with ``BCEWithLogitsLoss``; ``sigmoid`` g
 probability of "positive"). Each batch starts from a zero hidden state, so nothing leaks
 between unrelated reviews. The head reads (``pooling``) either the last *real* step (forward
 direction at the last real token, backward direction at the first; the tutorial read the last
-padded position instead) or the mean or max over the real steps; never a padding position.
+padded position instead), the mean or max over the real steps, or all three side by side
+(``concat``, ULMFiT's concat pooling); never a padding position.
 Stacked layers may differ in width (``hidden_sizes``, e.g. 128 then 64).
 
 Padding never touches the result: rows are moved to right padding inside ``forward``, the
@@ -54,7 +55,7 @@ class ModelConfig:
     dropout: float = 0.2
     embedding_dropout: float = 0.0  # on the embedded tokens, before the first layer (Keras: input dropout)
     bidirectional: bool = False
-    pooling: Literal["last", "mean", "max"] = "last"
+    pooling: Literal["last", "mean", "max", "concat"] = "last"
     pad: Literal["left", "right"] = "left"
     pad_id: int = 0
 
@@ -97,7 +98,8 @@ class LSTMClassifier(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.head = nn.Linear(config.hidden_sizes[-1] * directions, 1)
+        pooled = 3 if config.pooling == "concat" else 1
+        self.head = nn.Linear(config.hidden_sizes[-1] * directions * pooled, 1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """``ids``: int tensor ``[batch, time]`` padded with ``pad_id`` -> logits ``[batch]``."""
@@ -124,7 +126,12 @@ class LSTMClassifier(nn.Module):
 
     def pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The head's input from the last layer's outputs ``[batch, time, features]``, real steps only."""
-        if self.config.pooling == "last":
+        if self.config.pooling == "concat":
+            return torch.cat([self.pool_by(kind, x, lengths) for kind in ("last", "max", "mean")], dim=1)
+        return self.pool_by(self.config.pooling, x, lengths)
+
+    def pool_by(self, kind: str, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if kind == "last":
             rows = torch.arange(x.shape[0], device=x.device)
             width = self.config.hidden_sizes[-1]
             features = x[rows, lengths - 1, :width]  # forward direction after the last real token
@@ -132,7 +139,7 @@ class LSTMClassifier(nn.Module):
                 features = torch.cat([features, x[:, 0, width:]], dim=1)  # backward, after the first
             return features
         real = (torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
-        if self.config.pooling == "mean":
+        if kind == "mean":
             return (x * real).sum(dim=1) / lengths.unsqueeze(1).to(x.dtype)
         return x.masked_fill(~real, float("-inf")).amax(dim=1)
 
