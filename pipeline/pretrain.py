@@ -45,7 +45,7 @@ from pipeline.core import paths
 from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams
 from pipeline.data.files import parquet_batches, reading, write_json
 from pipeline.data.pretrained import save_language_model, save_vectors
-from pipeline.data.rawtext import decode_lines, read_line_blocks
+from pipeline.data.rawtext import decode_lines, read_line_blocks, without_fasttext_label
 from pipeline.data.text import SPECIALS, load_vocab, text_tokens, token_ids
 from pipeline.model.devices import pick_device
 from pipeline.model.language_model import train_language_model
@@ -89,7 +89,7 @@ def tokenize_extra_text(
             for lines in read_line_blocks(path):
                 texts = decode_lines(pl.from_arrow(lines)).drop_nulls()
                 texts = texts.filter(texts.str.len_chars() <= max_chars)
-                text = pl.col("text").str.strip_chars_end("\r\n").str.replace(r"^__label__\S*\s*", "")
+                text = without_fasttext_label(pl.col("text"))
                 frame = pl.DataFrame({"text": texts}).select(text_tokens(text, clean, tokenize).alias("tokens"))
                 frame = frame.filter(pl.col("tokens").list.len() > 0)
                 writer.write_table(frame.to_arrow().cast(TOKENS_SCHEMA))

@@ -83,13 +83,14 @@ def test_extra_text_is_cleaned_tokenized_and_widens_what_the_vectors_cover(tmp_p
     extra = tmp_path / "data" / "extra"
     (extra / "more").mkdir(parents=True)
     (extra / "README.md").write_text("not read\n")
-    (extra / "reviews.ft.txt.bz2").write_bytes(bz2.compress(b"__label__2 A Saw, a DRILL!\n__label__1 <b>Cow</b>\n"))
+    fasttext_lines = b"\xef\xbb\xbf__label__2 A Saw, a DRILL!\n__label__1 <b>Cow</b>\n"  # opens with a BOM
+    (extra / "reviews.ft.txt.bz2").write_bytes(bz2.compress(fasttext_lines))
     (extra / "more" / "plain.txt").write_bytes(b"wrench   hammer\r\n\n\xff\xfe broken\nit's 42\n")
     files = extra_text_files(extra)
     assert [path.relative_to(extra).as_posix() for path in files] == ["more/plain.txt", "reviews.ft.txt.bz2"]
     rows = tokenize_extra_text(files, tmp_path / "extra.parquet", CleanParams(), TokenizeParams(), 100_000)
     tokens = pl.read_parquet(tmp_path / "extra.parquet")["tokens"].to_list()
-    # the empty line and the line that is not UTF-8 are skipped; fastText labels are dropped
+    # the empty line and the line that is not UTF-8 are skipped; fastText labels are dropped (after a BOM too)
     assert tokens == [["wrench", "hammer"], ["it", "'s", "00"], ["a", "saw", ",", "a", "drill", "!"], ["cow"]]
     assert rows == 4
     assert extra_text_files(extra / "more" / "plain.txt") == [extra / "more" / "plain.txt"]

@@ -94,6 +94,12 @@ def decode_lines(lines: pl.Series) -> pl.Series:
         return pl.Series(lines.name, [_decode_or_none(raw) for raw in lines], pl.String)
 
 
+def without_fasttext_label(text: pl.Expr) -> pl.Expr:
+    """A line's text without its leading fastText label (``__label__2``, after a BOM if the line
+    has one) and without surrounding whitespace."""
+    return text.str.replace(r"^\ufeff?__label__\S*", "").str.strip_chars()
+
+
 def _decode_or_none(raw: bytes) -> str | None:
     try:
         return raw.decode("utf-8")

@@ -29,7 +29,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pipeline.core.cli import StageError
-from pipeline.data.rawtext import decode_lines, open_input, read_line_blocks
+from pipeline.data.rawtext import decode_lines, open_input, read_line_blocks, without_fasttext_label
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 FORMATS = ("fasttext", "csv", "tsv", "jsonl", "parquet")
@@ -306,7 +306,7 @@ def review_batches(path: Path, fmt: str, columns: Columns, hint: str = "") -> It
             first_line += len(frame)
             yield frame.select(
                 pl.col("row").cast(pl.Int64),
-                pl.col("text").str.replace(r"^\ufeff?__label__\S*", "").str.strip_chars(),
+                without_fasttext_label(pl.col("text")),
                 pl.when(pl.col("text").is_null()).then(pl.lit("invalid UTF-8")).alias("problem"),
             )
         return
