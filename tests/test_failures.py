@@ -193,6 +193,22 @@ def test_sigterm_during_training_is_one_line_exit_143_and_the_run_marked_failed(
     assert runs.stdout.strip() == "['FAILED']"
 
 
+@pytest.mark.parametrize(
+    "signum, status, line", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
+def test_a_signal_inside_signals_held_takes_effect_when_the_block_ends(signum, status, line):
+    code = (
+        "import os\nfrom pipeline.core.cli import run_main, signals_held\n"
+        "def main():\n    with signals_held():\n"
+        f"        os.kill(os.getpid(), {int(signum)})\n        print('the block ran to its end', flush=True)\n"
+        "    print('after the block')\n"
+        "run_main(main)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout == "the block ran to its end\n"
+    assert_one_line(result, line, status)
+
+
 def test_a_seq_len_that_cannot_fit_in_memory_stops_encode_before_any_work(done):
     params = yaml.safe_load((done / "params.yaml").read_text())
     params["encode"]["seq_len"] = 100_000_000

@@ -6,11 +6,12 @@ unexpected (``LSTM_SENTIMENT_DEBUG=1`` shows its traceback)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline.core.params import PARAMS_FILE, Params, ParamsError, load_params
@@ -60,6 +61,24 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum, frame) -> None:
     raise Terminated()
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGTERM and Ctrl-C that arrive inside the block take effect when it ends. For calls into a
+    library that shares locks with its own threads (MLflow's system-metrics thread and the logging
+    module): interrupted halfway, such a call can leave a lock taken that the run's end then waits
+    on forever. Main thread only."""
+    caught: list[int] = []
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = [signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in held]
+    try:
+        yield
+    finally:
+        for signum, handler in zip(held, previous, strict=True):
+            signal.signal(signum, handler)
+        if caught:  # delivered again, now to the handler the block held it from
+            signal.raise_signal(caught[0])
 
 
 def os_error_line(error: OSError, path: object = None) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.core import paths
-from pipeline.core.cli import StageError, run_main
+from pipeline.core.cli import run_main, signals_held
 from pipeline.core.params import Params
 from pipeline.data.files import sha256_file, write_json
 from pipeline.tracking.store import (
@@ -51,7 +51,7 @@ class TrainingRun:
 
     def attempt(self, call: Callable[[], None]) -> bool:
         try:
-            with quick_requests():
+            with signals_held(), quick_requests():
                 call()
         except Exception as error:  # whatever the store raises, training goes on
             if not self.down:
@@ -151,14 +151,14 @@ def training_run(params: Params, manifest: dict, extra_params: dict, enabled: bo
         yield TrainingRun(None)
         return
     try:
-        with one_line_errors(), quick_requests():
+        with signals_held(), one_line_errors(), quick_requests():
             use_experiment(params.mlflow.experiment)
             tags = {**run_tags(), **process_tags(), "model_type": "lstm"}
             run = mlflow.start_run(run_name=run_name(), tags=tags, log_system_metrics=True)
             mlflow.log_params(params.flat())
             mlflow.log_params(extra_params)
             log_shard_datasets(paths.SHARDS_DIR, manifest, ("train", "val"))
-    except StageError:
+    except BaseException:  # a store that fails, or SIGTERM, before the training starts
         end_quietly("FAILED")
         raise
     status = "FAILED"
@@ -173,7 +173,7 @@ def training_run(params: Params, manifest: dict, extra_params: dict, enabled: bo
 def end_quietly(status: str) -> None:
     """End the active run, if any, without waiting long on a store that is down (a run left
     RUNNING is ended by ``sync``)."""
-    with contextlib.suppress(Exception), quick_requests():
+    with signals_held(), contextlib.suppress(Exception), quick_requests():
         if mlflow.active_run() is not None:
             mlflow.end_run(status)
 
