@@ -33,7 +33,8 @@ def fresh_clone(root: Path, target: Path, env: dict, git_source: Path | None = N
 
 
 def run_sweep(repo: Path, env: dict) -> str:
-    """``dvc queue start -j 2`` on the four experiments of SWEEP; returns ``dvc queue status``."""
+    """``dvc queue start -j 2`` on the four experiments of SWEEP; returns ``dvc queue status``
+    and the logs of any that failed."""
     for name, lr in SWEEP.items():
         run([DVC, "exp", "run", "--queue", "-n", name, "-S", f"train.lr={lr}", "-S", "train.epochs=1"], repo, env)
     run([DVC, "queue", "start", "-j", "2"], repo, env)
@@ -41,7 +42,8 @@ def run_sweep(repo: Path, env: dict) -> str:
     while True:
         status = run([DVC, "queue", "status"], repo, env)
         if "Queued" not in status and "Running" not in status:
-            return status
+            failed = [line.split()[1] for line in status.splitlines() if line.endswith("Failed")]
+            return status + "".join(run([DVC, "queue", "logs", name], repo, env) for name in failed)
         if time.monotonic() > deadline:
             run([DVC, "queue", "kill", *SWEEP], repo, env)
             pytest.fail(f"the sweep did not end in 10 minutes:\n{status}")

@@ -110,6 +110,21 @@ def test_a_server_killed_during_training_costs_nothing(tmp_path, monkeypatch, ca
     assert not (tmp_path / "models" / "mlflow-pending" / run_id).exists()
 
 
+def test_an_experiment_another_stage_creates_at_the_same_moment_is_the_one_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lookup, made = mlflow.get_experiment_by_name, []
+
+    def created_by_the_other_stage_just_after(name):  # `dvc queue start -j 2` on a fresh server
+        if not made:
+            made.append(mlflow.MlflowClient().create_experiment(name))
+            return None
+        return lookup(name)
+
+    monkeypatch.setattr(mlflow, "get_experiment_by_name", created_by_the_other_stage_just_after)
+    assert use_experiment("lstm-sentiment") == made[0]
+    assert mlflow.get_experiment(made[0]).name == "lstm-sentiment"
+
+
 def test_a_run_left_running_by_a_dead_process_is_marked_failed_by_the_next_stage(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = use_experiment("lstm-sentiment")

@@ -156,7 +156,12 @@ def use_experiment(name: str) -> str:
             # An explicit absolute artifact root: the default is relative to the working
             # directory, which for `dvc exp run --temp` is a temporary copy that disappears.
             artifacts = (root / "mlruns").as_uri() if uri.startswith("sqlite:") else None
-            experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags={KIND_TAG: KIND})
+            try:
+                experiment_id = mlflow.create_experiment(name, artifact_location=artifacts, tags={KIND_TAG: KIND})
+            except mlflow.exceptions.MlflowException as error:  # a stage that started with this one made it
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":  # (on a server: first_use_lock is SQLite's)
+                    raise
+                experiment_id = mlflow.get_experiment_by_name(name).experiment_id
         else:
             experiment_id = experiment.experiment_id
             if KIND_TAG not in experiment.tags:  # made by an older version of the pipeline
