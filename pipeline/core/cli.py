@@ -70,12 +70,11 @@ def signals_held() -> Iterator[None]:
     module): interrupted halfway, such a call can leave a lock taken that the run's end then waits
     on forever. Main thread only."""
     caught: list[int] = []
-    held = (signal.SIGTERM, signal.SIGINT)
-    previous = [signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in held]
+    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        for signum, handler in zip(held, previous, strict=True):
+        for signum, handler in previous.items():
             signal.signal(signum, handler)
         if caught:  # delivered again, now to the handler the block held it from
             signal.raise_signal(caught[0])
