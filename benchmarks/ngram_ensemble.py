@@ -15,6 +15,7 @@ deviation over the runs.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -22,30 +23,31 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import polars as pl
-import yaml
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data.shards import validation_mask  # noqa: E402
+from pipeline.baseline import read_tokens  # noqa: E402
+from pipeline.core import paths  # noqa: E402
+from pipeline.data.shards import read_manifest, rows_of_test_split  # noqa: E402
+from pipeline.model.decision import labels_at  # noqa: E402
 from pipeline.model.inference import Predictor  # noqa: E402
 
 
-def nb_logistic_regression(work: Path, ngram_max: int, C: float, test_rows: np.ndarray) -> np.ndarray:
+def nb_logistic_regression(ngram_max: int, C: float, test_rows: np.ndarray) -> np.ndarray:
     """The n-gram model's positive-class probability for ``test_rows`` of the test tokens."""
-    train, test = (pl.read_parquet(work / "data/interim/tokens" / f"{split}.parquet") for split in ("train", "test"))
+    (train_tokens, labels), (test_tokens, _) = read_tokens("train"), read_tokens("test")
     as_is = lambda tokens: tokens  # noqa: E731  the clean stage already tokenized
     vectorizer = CountVectorizer(
         tokenizer=as_is, preprocessor=as_is, token_pattern=None, lowercase=False,
         ngram_range=(1, ngram_max), binary=True, dtype=np.float32,
     )  # fmt: skip
-    features = vectorizer.fit_transform(train["tokens"].to_list())
-    labels = train["label"].to_numpy()
+    features = vectorizer.fit_transform(train_tokens)
     positive = np.asarray(features[labels == 1].sum(axis=0)).ravel() + 1.0  # add-one smoothing
     negative = np.asarray(features[labels == 0].sum(axis=0)).ravel() + 1.0
     ratio = np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)
     classifier = LogisticRegression(C=C, max_iter=2000).fit(features.multiply(ratio).tocsr(), labels)
-    scored = vectorizer.transform(test["tokens"].gather(test_rows).to_list()).multiply(ratio).tocsr()
+    scored = vectorizer.transform([test_tokens[row] for row in test_rows]).multiply(ratio).tocsr()
     return classifier.predict_proba(scored)[:, 1]
 
 
@@ -68,22 +70,21 @@ def main() -> None:
     parser.add_argument("--ngram-max", type=int, default=3)
     parser.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the n-gram model")
     args = parser.parse_args()
-    work = args.work.resolve()
-    encode = yaml.safe_load((work / "params.yaml").read_text())["encode"]
-    reviews = pl.read_parquet(work / "data/interim/reviews/test.parquet", columns=["text", "label"])
-    test_rows = np.flatnonzero(~validation_mask(len(reviews), encode["val_fraction"], encode["seed"]))
-    texts, labels = reviews["text"].gather(test_rows).to_list(), reviews["label"].gather(test_rows).to_numpy()
+    os.chdir(args.work)  # the pipeline's paths are relative to the work folder
+    test_rows = rows_of_test_split(read_manifest(paths.SHARDS_DIR))  # the rows evaluate scores
+    reviews = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text", "label"])[test_rows]
+    texts, labels = reviews["text"].to_list(), reviews["label"].to_numpy()
 
-    ngrams = nb_logistic_regression(work, args.ngram_max, args.C, test_rows)
+    ngrams = nb_logistic_regression(args.ngram_max, args.C, test_rows)
     print(f"n-gram model (1-{args.ngram_max}-grams, C {args.C}): test accuracy {np.mean((ngrams > 0.5) == labels):.4f}")
-    mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")
     client = mlflow.MlflowClient()
     alone, averaged = [], []
     for prefix in args.runs:
         predictor = Predictor.from_path(logged_model(client, prefix))
         lstm = predictor.probabilities(texts)
-        alone.append(np.mean((lstm > predictor.threshold) == labels))
-        averaged.append(np.mean(((lstm + ngrams) / 2 > 0.5) == labels))
+        alone.append(np.mean(labels_at(lstm, predictor.threshold) == labels))
+        averaged.append(np.mean(labels_at((lstm + ngrams) / 2, 0.5) == labels))
         print(f"  run {prefix}: LSTM {alone[-1]:.4f}, average with the n-gram model {averaged[-1]:.4f}", flush=True)
     for name, values in (("LSTM", alone), ("average", averaged)):
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
