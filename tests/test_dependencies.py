@@ -21,17 +21,21 @@ def declared(requirements: list[str]) -> set[str]:
     return {normalized(re.match(r"[A-Za-z0-9_.\-]+", line)[0]) for line in requirements}
 
 
+def imported_by(path) -> set[str]:
+    """The top-level names of the third-party modules one file imports, at the top or in a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return {name for name in names if name not in sys.stdlib_module_names and name not in ("pipeline", "tests")}
+
+
 def imported(folder: str) -> set[str]:
     """The top-level names of the third-party modules imported anywhere under ``folder``."""
-    names = set()
-    for path in (REPO / folder).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-    local = {"pipeline", "tests"} | {path.stem for path in (REPO / folder).glob("*.py")}  # sys.path tricks
-    return {name for name in names if name not in sys.stdlib_module_names and name not in local}
+    local = {path.stem for path in (REPO / folder).glob("*.py")}  # sys.path tricks
+    return {name for path in (REPO / folder).rglob("*.py") for name in imported_by(path)} - local
 
 
 def undeclared(folder: str, requirements: list[str]) -> list[str]:

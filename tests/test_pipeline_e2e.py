@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 import yaml
 
 from tests.conftest import BIN, REPO, free_port, run, stages_run
+from tests.test_dependencies import imported_by, normalized
+from tests.test_layout import closure, module_path
 
 
 def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
@@ -125,6 +128,21 @@ def test_registered_raw_text_model_matches_evaluate_in_a_fresh_process(pipeline_
     np.testing.assert_allclose(scored["probability"], predictions["probability"].to_numpy(), atol=1e-5)
     assert scored["label"] == predictions["predicted"].to_list()
     assert set(scored["sentiment"]) == {"positive", "negative"}
+
+
+def test_the_logged_model_pins_every_distribution_its_code_imports(pipeline_run, tmp_path):
+    import mlflow
+
+    root, _, _ = pipeline_run
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    model = Path(mlflow.artifacts.download_artifacts("models:/lstm-sentiment/1", tracking_uri=uri, dst_path=tmp_path))
+    lines = (model / "requirements.txt").read_text()
+    pinned = dict(line.split("==") for line in lines.split() if "==" in line)
+    # the top-level packages the pyfunc's code imports (the package's modules it reaches)
+    modules = {name for module in closure("tracking.pyfunc") for name in imported_by(module_path(module))}
+    providers = packages_distributions()
+    needed = {normalized(d): version(d) for module in modules for d in providers[module]}
+    assert {name: pinned.get(name) for name in needed} == needed, lines
 
 
 def test_mlflow_models_serve_answers_json_requests_on_loopback(pipeline_run):

@@ -235,7 +235,10 @@ def test_score_file_writes_one_row_per_input_row_in_order_equal_to_predict(tmp_p
     assert scored["id"].to_list() == [f"id{i}" for i in range(12)] + [None, "id13", None]
     assert scored.row(-1)[2:] == (None, None, "invalid UTF-8")
     expected = predictor.predict(texts + ["good film"])
-    assert scored["probability"].to_list()[:10] + scored["probability"].to_list()[13:14] == expected["probability"]
+    # chunks of 3 against one batch: other batch shapes may move the last float32 bits (the score
+    # stage and predict cut a file into the same chunks, and match exactly: see the score stage's test)
+    probabilities = scored["probability"].to_list()[:10] + scored["probability"].to_list()[13:14]
+    assert probabilities == pytest.approx(expected["probability"], rel=0, abs=1e-6)
     assert scored["label"].to_list()[:10] == expected["label"][:10]
     assert scored["sentiment"].to_list()[10:13] == [
         "empty text",

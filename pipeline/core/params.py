@@ -258,12 +258,10 @@ def _range(bounds: dict[str, float]) -> str:
     return f"between {low} and {high}" + (" (exclusive)" if "gt" in bounds and "lt" in bounds else "")
 
 
-def _message(error: dict, mapping: object) -> str:
+def _message(error: dict) -> str:
     """One of pydantic's errors as ``<dotted key>: <what was expected>, got <what was given>``."""
     path = [part for part in error["loc"][:2] if isinstance(part, str)]  # section, key
-    where, kind, given = ".".join(path) or "params", error["type"], mapping
-    for part in path:
-        given = given.get(part) if isinstance(given, dict) else None
+    where, kind, given = ".".join(path) or "params", error["type"], error["input"]
     model = Params.model_fields[path[0]].annotation if len(path) == 2 else Params
     if kind == "extra_forbidden":
         return f"{where}: unknown key (known: {', '.join(sorted(model.model_fields))})"
@@ -288,7 +286,7 @@ def parse_params(mapping: dict | None) -> Params:
         # of the first bad key's errors (one per type a union allows), the one that says most
         first = [e for e in errors if e["loc"][:2] == errors[0]["loc"][:2]]
         telling = [e for e in first if e["type"] in RANGE_ERRORS or e["type"] == "value_error"]
-        raise ParamsError(_message((telling or first)[0], mapping)) from None
+        raise ParamsError(_message((telling or first)[0])) from None
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

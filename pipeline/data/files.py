@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -78,7 +79,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     for left in final.parent.glob(f".{final.name}.tmp-*"):
         pid = left.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _process_exists(int(pid)):
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
             _remove(left)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     _remove(tmp)
@@ -109,16 +110,6 @@ def _write_failure(error: Exception, folder: Path) -> str | None:
     return None if code == errno.ENOENT else OS_ERRORS.get(code)  # a missing input is its reader's to name
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
-
-
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -143,8 +134,5 @@ def read_json(path: str | Path, keys: tuple[str, ...] = ()) -> dict:
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from pipeline.core.cli import StageError
 from pipeline.data.files import read_json, reading
@@ -20,13 +21,9 @@ SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
 
-def available_memory() -> int | None:
-    """Bytes of memory this machine can still give (Linux's MemAvailable); None where unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        return None
+def available_memory() -> int:
+    """Bytes of memory this machine can still give without swapping."""
+    return psutil.virtual_memory().available
 
 
 def size(count: float) -> str:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from pipeline.core.params import PretrainParams
 from pipeline.data.text import PAD_ID
 from pipeline.model.network import portable_lstm
+from pipeline.model.optimization import adam
 
 CLUSTER_STARTS = (1_000, 5_000, 20_000)  # adaptive softmax: the 1,000 most frequent words, then clusters of rarer ones
 GRAD_CLIP = 1.0  # gradients through long unrolls spike now and then; clipping keeps Adam's steps steady
@@ -85,7 +86,7 @@ def train_language_model(
     forward = stream_rows(ids, rows).to(device)
     streams = [forward, forward.flip(1)] if params.bidirectional else [forward]
     model = LanguageModel(vocab_size, params).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
+    optimizer = adam(model.parameters(), params.lr)
     starts = range(0, forward.shape[1] - 1, params.bptt)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(starts) * params.epochs)
     perplexities = []

@@ -11,15 +11,21 @@ from pipeline.core.params import TrainParams
 def make_optimizer(model: nn.Module, started: list[str], params: TrainParams) -> torch.optim.Adam:
     """Adam over ``model``; the parameters a pretrained start gave (``started``, by name) learn at
     ``lr * pretrained_lr_factor`` (ULMFiT's discriminative fine-tuning, one factor for the start)."""
-    fused = next(model.parameters()).device.type == "cuda"
     if params.pretrained_lr_factor == 1.0:
-        return torch.optim.Adam(model.parameters(), lr=params.lr, fused=fused)
+        return adam(model.parameters(), params.lr)
     named = dict(model.named_parameters())
     groups = [
         {"params": [parameter for name, parameter in named.items() if name not in started]},
         {"params": [named[name] for name in started], "lr": params.lr * params.pretrained_lr_factor},
     ]
-    return torch.optim.Adam(groups, lr=params.lr, fused=fused)
+    return adam(groups, params.lr)
+
+
+def adam(parameters, lr: float) -> torch.optim.Adam:
+    """PyTorch's fused Adam, on a GPU and on a CPU alike: on a CPU its step runs on PyTorch's own
+    vector loops, where the unfused one takes square roots from MKL's vector math, which gives
+    other bits on AMD than on Intel CPUs whatever MKL_CBWR says (pipeline.core.cpu_math)."""
+    return torch.optim.Adam(parameters, lr=lr, fused=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int):

@@ -153,10 +153,10 @@ def register(name: str, model_info, run_id: str, accuracy: float, test_split: st
 
 
 def pinned_requirements() -> list[str]:
-    """What the pyfunc model imports, at the installed versions (MLflow would otherwise load the
-    model in a subprocess to guess them)."""
+    """Every distribution the pyfunc model's code imports, at the installed (tested) version: a
+    served model gets the versions it was tested with, not whichever another package pulls in
+    (MLflow would otherwise load the model in a subprocess to guess them)."""
     from importlib.metadata import version
 
-    return [
-        f"{name}=={version(name)}" for name in ("mlflow", "torch", "polars", "pyarrow", "numpy", "pandas", "pyyaml")
-    ]
+    served = ("mlflow", "torch", "polars", "pyarrow", "numpy", "pandas", "pyyaml", "pydantic", "psutil")
+    return [f"{name}=={version(name)}" for name in served]

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import psutil
 
 from pipeline.core.cli import StageError
 from pipeline.core.params import Params
@@ -185,19 +186,9 @@ def fail_dead_runs(experiment_id: str) -> None:
     )
     for run in running:
         pid = int(run.data.tags.get(PID_TAG, "0"))
-        if pid and not process_alive(pid):
+        if pid and not psutil.pid_exists(pid):
             client.set_terminated(run.info.run_id, "FAILED")
             print(f"MLflow run {run.info.run_id} ({run.info.run_name}) was left running by a process that died: FAILED")
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def run_tags() -> dict[str, str]:
