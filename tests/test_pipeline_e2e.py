@@ -130,13 +130,15 @@ def test_registered_raw_text_model_matches_evaluate_in_a_fresh_process(pipeline_
     assert set(scored["sentiment"]) == {"positive", "negative"}
 
 
-def test_the_logged_model_pins_every_distribution_its_code_imports(pipeline_run, tmp_path):
+def test_the_logged_model_pins_every_distribution_its_code_imports(pipeline_run):
     import mlflow
 
     root, _, _ = pipeline_run
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    model = Path(mlflow.artifacts.download_artifacts("models:/lstm-sentiment/1", tracking_uri=uri, dst_path=tmp_path))
-    lines = (model / "requirements.txt").read_text()
+    client = mlflow.MlflowClient(uri)
+    source = client.get_model_version("lstm-sentiment", "1").source  # models:/<logged model id>
+    model = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    lines = Path(mlflow.artifacts.download_artifacts(f"{model}/requirements.txt", tracking_uri=uri)).read_text()
     pinned = {normalized(name): pin for name, pin in (line.split("==") for line in lines.split() if "==" in line)}
     # the top-level packages the pyfunc's code imports (the package's modules it reaches), each
     # pinned through one of the distributions that provide it (mlflow: mlflow, mlflow-skinny, ...)
