@@ -15,6 +15,11 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests start hundreds of Python processes (stages, dvc, mlflow). Where the shell sets
+# PYTHONDONTWRITEBYTECODE, each of them would compile torch and MLflow from source again (it made
+# the suite take 29 minutes on a 2-core AMD EPYC): the processes the tests start may cache their
+# bytecode, in .venv and in the tests' temporary copies, both out of git.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
