@@ -20,14 +20,14 @@ if __name__ == "__main__":  # run as a stage, not imported: nothing global chang
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.core import paths
 from pipeline.core.params import BaselineParams
-from pipeline.data.files import atomic_path, reading, write_json
+from pipeline.data.files import atomic_path, write_json
 from pipeline.data.shards import validation_mask
+from pipeline.data.text import read_tokens
 from pipeline.report.metrics import classification_metrics
 
 RUN_NAME = "tfidf-logreg"
@@ -58,20 +58,13 @@ def fit_baseline(
     return vectorizer, classifier
 
 
-def read_tokens(split: str) -> tuple[list[list[str]], np.ndarray]:
-    source = paths.TOKENS_DIR / f"{split}.parquet"
-    with reading(source):
-        table = pq.read_table(source, columns=["tokens", "label"])
-        return table.column("tokens").to_pylist(), table.column("label").to_numpy().astype(np.int64)
-
-
 def main() -> None:
     from pipeline.tracking.store import log_baseline, use_experiment
 
     params, _ = stage_params(__doc__)
     use_experiment(params.mlflow.experiment)  # an unusable store stops us before any output
-    train_tokens, train_labels = read_tokens("train")
-    test_tokens, test_labels = read_tokens("test")
+    train_tokens, train_labels = read_tokens(paths.TOKENS_DIR / "train.parquet")
+    test_tokens, test_labels = read_tokens(paths.TOKENS_DIR / "test.parquet")
     if len(np.unique(train_labels)) < 2:
         raise StageError("the train split has a single class: logistic regression needs both")
     vectorizer, classifier = fit_baseline(train_tokens, train_labels, params.baseline)

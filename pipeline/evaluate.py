@@ -3,7 +3,9 @@
 The report (pipeline.report.metrics), at the decision threshold stored in the model file: loss (BCE),
 accuracy, precision, recall, F1, ROC AUC, PR AUC (average precision), expected calibration
 error, the confusion matrix and accuracy by review length (``evaluate.length_buckets``), as flat
-keys in ``metrics/eval.json``. Plot data for ``dvc plots show`` under ``plots/``: ``roc.csv``,
+keys in ``metrics/eval.json``; for a model blended with an n-gram model these are the blend's,
+and ``lstm_accuracy``, ``ngram_accuracy`` and ``blend_weight`` say what each part brings.
+Plot data for ``dvc plots show`` under ``plots/``: ``roc.csv``,
 ``pr.csv``, ``confusion.csv``, ``calibration.csv`` (reliability curve) and
 ``length_buckets.csv``. Every test review's probability is kept in
 ``data/predictions/test.parquet``.
@@ -39,6 +41,7 @@ from pipeline.model.decision import labels_at
 from pipeline.model.devices import pick_device
 from pipeline.model.inference import Predictor, evaluate_split
 from pipeline.model.model_file import ModelFile, load_model_file
+from pipeline.model.ngrams import blend
 from pipeline.report.metrics import evaluation_report
 
 RAW_TEXT_CHECK_ROWS = 256  # test reviews re-scored from raw text to check the logged model
@@ -51,6 +54,17 @@ def score_test_split(
     device = pick_device(params.device)
     split = Split.from_numpy(ids, labels, lengths, device, keep_ids_on_host("auto", ids.nbytes, device))
     return evaluate_split(model_file.build(device), split, params.batch_size)[1]
+
+
+def blended(model_file: ModelFile, lstm: np.ndarray, texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The model's probabilities (the LSTM's blended with the n-gram model's, when the file has
+    one) and each part's accuracy; the n-gram model scores the raw texts, as the logged model will."""
+    if model_file.ngrams is None:
+        return lstm, {}
+    ngrams = model_file.ngrams.probabilities(model_file.preprocessing.token_series(texts).to_list())
+    correct = lambda probs: round(float(np.mean(labels_at(probs, model_file.threshold) == labels)), 6)  # noqa: E731
+    parts = {"lstm_accuracy": correct(lstm), "ngram_accuracy": correct(ngrams), "blend_weight": model_file.blend_weight}
+    return blend(lstm, ngrams, model_file.blend_weight), parts
 
 
 def check_raw_text_path(model_file: ModelFile, texts: list[str], expected: np.ndarray) -> None:
@@ -72,14 +86,18 @@ def main() -> None:
     ids, labels, lengths, manifest = load_split(paths.SHARDS_DIR, "test")
     if len(labels) == 0:
         raise StageError("the test split is empty: nothing to evaluate")
-    probs = score_test_split(model_file, ids, labels, lengths, params.evaluate)
+    review_rows = rows_of_test_split(manifest)
+    with reading(paths.REVIEWS_DIR / "test.parquet"):
+        texts = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text"])["text"].gather(review_rows)
+    lstm = score_test_split(model_file, ids, labels, lengths, params.evaluate)
+    probs, parts = blended(model_file, lstm, texts.to_list(), labels)
     result, tables = evaluation_report(labels, probs, lengths, model_file.threshold, params.evaluate.length_buckets)
+    result |= parts
     write_json(paths.METRICS_DIR / "eval.json", result)
     for name, table in tables.items():
         with atomic_path(paths.PLOTS_DIR / name) as tmp:
             table.write_csv(tmp)
 
-    review_rows = rows_of_test_split(manifest)
     predictions = pl.DataFrame(
         {
             "review": review_rows.astype(np.int64),  # row in data/interim/reviews/test.parquet
@@ -92,8 +110,6 @@ def main() -> None:
     with atomic_path(paths.PREDICTIONS_FILE) as tmp:
         predictions.write_parquet(tmp)
 
-    with reading(paths.REVIEWS_DIR / "test.parquet"):
-        texts = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text"])["text"].gather(review_rows)
     sample_texts = texts.head(RAW_TEXT_CHECK_ROWS).to_list()
     check_raw_text_path(model_file, sample_texts, probs[: len(sample_texts)])
 
@@ -104,6 +120,11 @@ def main() -> None:
         f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, F1 {result['f1']:.4f}, "
         f"ROC AUC {result['roc_auc']}, ECE {result['ece']:.4f} on {result['rows']} test reviews"
     )
+    if parts:
+        print(
+            f"evaluate: the LSTM alone {parts['lstm_accuracy']:.4f}, the n-gram model alone "
+            f"{parts['ngram_accuracy']:.4f}, blended at weight {parts['blend_weight']:.2f}"
+        )
     if registry:
         print(f"evaluate: {registry}")
 

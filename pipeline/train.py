@@ -10,9 +10,13 @@ synchronisation per step; on a CPU it is deterministic for a seed. Under ``torch
 process takes its share of each batch with DistributedDataParallel (pipeline.model.devices); only rank
 0 writes files and logs.
 
+With ``train.blend``, the trained LSTM is then blended with the ngrams stage's model at the
+weight (0..1) with the lowest validation loss (pipeline.model.ngrams), both in the model file.
+
 Writes ``models/model.pt`` (pipeline.model.model_file: weights, config, vocabulary, the preprocessing
-recorded in the shards' manifest and the decision threshold), ``metrics/train.json`` and
-``plots/training.csv``, and logs one MLflow run (pipeline.tracking.store) that evaluate completes.
+recorded in the shards' manifest, the decision threshold, the n-gram model and the blend weight),
+``metrics/train.json`` and ``plots/training.csv``, and logs one MLflow run (pipeline.tracking.store)
+that evaluate completes.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from pipeline.model.devices import all_reduce, autocast, end_processes, start_pr
 from pipeline.model.inference import evaluate_split
 from pipeline.model.model_file import save_model_file
 from pipeline.model.network import LSTMClassifier, ModelConfig, count_parameters, start_from
+from pipeline.model.ngrams import blend_on_validation, load_ngram_stage
 from pipeline.model.optimization import make_optimizer, make_scheduler
 
 HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
@@ -277,6 +282,7 @@ def main() -> None:
     vocab = load_vocab(paths.VOCAB_FILE)
     preprocessing = Preprocessing.from_dict(manifest)
     pretrained = load_pretrained(params.train, manifest["vocab_size"])
+    ngrams, ngram_val = load_ngram_stage(paths.NGRAMS_DIR, len(val)) if params.train.blend else (None, None)
     resume_key = fingerprint(params.train, manifest, pretrained)
     extra = {"model.parameters": count_parameters(LSTMClassifier(config)), "processes": processes}
     with training_run(params, manifest, extra, enabled=rank == 0) as run:
@@ -284,18 +290,29 @@ def main() -> None:
             train, val, config, params.train, run.log_validation, paths.CHECKPOINT_FILE, resume_key, pretrained
         )
         if rank == 0:
-            save_model_file(paths.MODEL_FILE, model, vocab, preprocessing, params.train.threshold)
+            if ngrams is not None:
+                lstm_val = evaluate_split(model, val, params.train.batch_size * 4)[1]
+                summary |= blend_on_validation(val.labels.cpu().numpy(), lstm_val, ngram_val, params.train.threshold)
+            weight = summary.get("blend_weight", 0.0)
+            save_model_file(paths.MODEL_FILE, model, vocab, preprocessing, params.train.threshold, ngrams, weight)
             write_history(history, paths.PLOTS_DIR / "training.csv")
             write_json(paths.METRICS_DIR / "train.json", summary)
             artifacts = [paths.VOCAB_FILE, params_file, paths.SHARDS_DIR / "manifest.json"]
             metrics = {**summary, **speed}
             if pretrained is not None:  # the pretraining's own metrics (their params are the run's pretrain.*)
                 metrics |= {f"pretrain_{k}": v for k, v in read_json(paths.METRICS_DIR / "pretrain.json").items()}
+            if ngrams is not None:
+                metrics |= {f"ngrams_{k}": v for k, v in read_json(paths.METRICS_DIR / "ngrams.json").items()}
             run.log_result(paths.MODEL_FILE, metrics, device, artifacts)
             print(
                 f"train: best val loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f} "
                 f"({speed['samples_per_second']:.0f} samples/s on {device}); MLflow run {run.run_id}"
             )
+            if ngrams is not None:
+                print(
+                    f"train: blended with the n-gram model at weight {weight:.2f}: "
+                    f"val loss {summary['blend_val_loss']:.4f}, accuracy {summary['blend_val_accuracy']:.4f}"
+                )
     end_processes()
 
 

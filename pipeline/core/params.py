@@ -162,6 +162,8 @@ class TrainParams(Section):
     # auto (device when they take at most half the GPU's free memory)
     data_placement: Literal["auto", "device", "host"] = "auto"
     resume: bool = False  # continue from models/checkpoint.pt when it was written with the same params
+    # blend the LSTM with the ngrams stage's model, at the weight with the lowest validation loss
+    blend: bool = True
 
     @field_validator("hidden_size")
     @classmethod
@@ -199,6 +201,13 @@ class BaselineParams(Section):
     max_iter: PositiveInt = 1000
 
 
+class NgramsParams(Section):
+    ngram_max: PositiveInt = 3  # word n-grams from 1 up to this
+    buckets: int = Field(2**20, ge=2**10, le=2**26)  # n-grams hashed into this many weights (4 bytes each)
+    C: PositiveFloat = 1.0  # inverse regularisation strength of the logistic regression
+    max_iter: PositiveInt = 1000
+
+
 class MlflowParams(Section):
     experiment: str = "lstm-sentiment"
     registered_model: str | None = "lstm-sentiment"  # registry name for evaluated models; null: do not register
@@ -223,6 +232,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     baseline: BaselineParams = BaselineParams()
+    ngrams: NgramsParams = NgramsParams()
     mlflow: MlflowParams = MlflowParams()
 
     def flat(self) -> dict[str, object]:

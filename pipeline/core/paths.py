@@ -9,6 +9,7 @@ TOKENS_DIR = Path("data/interim/tokens")  # clean: {train,test}.parquet
 VOCAB_FILE = Path("data/processed/vocab.json")
 SHARDS_DIR = Path("data/processed/shards")  # encode: {train,val,test}/ + manifest.json
 PRETRAINED_DIR = Path("data/processed/pretrained")  # pretrain: word2vec.npy + word2vec_known.npy, or lm.npz
+NGRAMS_DIR = Path("data/processed/ngrams")  # ngrams: weights.npy, validation.npy, model.json
 MODEL_FILE = Path("models/model.pt")
 CHECKPOINT_FILE = Path("models/checkpoint.pt")  # train: for train.resume; not a DVC output
 RUN_ID_FILE = Path("models/mlflow-run.json")  # train: its MLflow run, for evaluate; not a DVC output
@@ -27,6 +28,7 @@ MADE_BY = {
     VOCAB_FILE: "vocab",
     SHARDS_DIR: "encode",
     PRETRAINED_DIR: "pretrain",
+    NGRAMS_DIR: "ngrams",
     MODEL_FILE: "train",
 }
 

@@ -24,10 +24,11 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline.core.cli import StageError
 from pipeline.core.params import CleanParams, TokenizeParams
-from pipeline.data.files import cure, read_json
+from pipeline.data.files import cure, read_json, reading
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -154,6 +155,13 @@ def load_vocab(path) -> list[str]:
     return tokens
 
 
+def read_tokens(path) -> tuple[list[list[str]], np.ndarray]:
+    """The tokens and labels of a split the clean stage wrote (``data/interim/tokens/{split}.parquet``)."""
+    with reading(path):
+        table = pq.read_table(path, columns=["tokens", "label"])
+        return table.column("tokens").to_pylist(), table.column("label").to_numpy().astype(np.int64)
+
+
 def token_ids(tokens: pl.Expr, vocab: list[str]) -> pl.Expr:
     """List[String] -> List[Int32] ids; tokens not in the vocabulary get ``UNK_ID``."""
     return tokens.list.eval(
@@ -214,11 +222,19 @@ class Preprocessing:
     def tokens(self, text: pl.Expr) -> pl.Expr:
         return text_tokens(text, self.clean, self.tokenize)
 
-    def encode(self, texts: list[str], vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids [rows, seq_len], lengths)`` exactly as the ingest, clean and encode stages make them.
+    def token_series(self, texts: list[str]) -> pl.Series:
+        """Each raw review's tokens (List[String]) exactly as the ingest and clean stages make them.
 
         (Ingest strips each line; the tokenizer ignores surrounding white space and line breaks
         anyway, so raw text needs nothing more: tests/test_inference.py checks both.)"""
         frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
-        ids = frame.select(token_ids(self.tokens(pl.col("text")), vocab).alias("ids"))["ids"]
+        return frame.select(self.tokens(pl.col("text")).alias("tokens"))["tokens"]
+
+    def encode_tokens(self, tokens: pl.Series, vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [rows, seq_len], lengths)`` of these tokens exactly as the encode stage makes them."""
+        ids = tokens.to_frame().select(token_ids(pl.col(tokens.name), vocab))[tokens.name]
         return pad_and_truncate(ids, self.seq_len, self.truncate, self.pad)
+
+    def encode(self, texts: list[str], vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [rows, seq_len], lengths)`` of raw reviews exactly as the data stages make them."""
+        return self.encode_tokens(self.token_series(texts), vocab)

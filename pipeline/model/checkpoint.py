@@ -55,9 +55,10 @@ def fingerprint(
     params: TrainParams, manifest: dict, pretrained: np.ndarray | dict[str, np.ndarray] | None = None
 ) -> str:
     """What a checkpoint must have been written with to be resumed: every train param except
-    ``resume`` itself and ``data_placement`` (where the ids live does not change a step), the
+    ``resume`` itself, ``data_placement`` (where the ids live does not change a step) and
+    ``blend`` (what happens after training), the
     same shards and pretrained start, and this checkpoint layout."""
-    ignored = ("resume", "data_placement")
+    ignored = ("resume", "data_placement", "blend")
     described = {
         "format": FORMAT_VERSION,
         "train": params.model_dump(exclude=set(ignored)),

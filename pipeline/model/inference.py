@@ -3,7 +3,9 @@
 :func:`score` runs the rows in order of length, so each batch is trimmed to nearly its real
 width, and puts the logits back in row order. :class:`Predictor` is a model file ready for raw
 text; evaluate (its raw-text check), ``python -m pipeline.predict`` and the MLflow model
-(pipeline.tracking.pyfunc) all use it, so they give the same probabilities and labels.
+(pipeline.tracking.pyfunc) all use it, so they give the same probabilities and labels. With an
+n-gram part in the model file, the probability is the blend of the two (pipeline.model.ngrams); a
+review none of whose tokens the LSTM's vocabulary knows still gets none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pipeline.model.decision import labels_at, sentiments
 from pipeline.model.devices import autocast
 from pipeline.model.model_file import ModelFile, load_model_file
 from pipeline.model.network import LSTMClassifier
+from pipeline.model.ngrams import blend
 
 BATCH_SIZE = 256
 CHUNK_ROWS = 8_192  # reviews encoded at a time: bounds the id matrix's memory
@@ -78,10 +81,24 @@ class Predictor:
         return self.file.preprocessing.encode(texts, self.file.vocab)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Probability that each review is positive, in the order given."""
-        return self._probabilities(*self.encode(texts))
+        """Probability that each review is positive (the blend's, when the model file has one), in
+        the order given."""
+        return self._scored(texts)[0]
 
-    def _probabilities(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def _scored(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities, and whether each review has a token of the LSTM's vocabulary.
+        The reviews are tokenized once, for the LSTM's ids and the n-grams alike."""
+        preprocessing = self.file.preprocessing
+        tokens = preprocessing.token_series(texts)
+        ids, lengths = preprocessing.encode_tokens(tokens, self.file.vocab)
+        known = ((ids != PAD_ID) & (ids != UNK_ID)).any(axis=1)
+        probs = self.lstm_probabilities(ids, lengths)
+        if self.file.ngrams is not None and self.file.blend_weight > 0:
+            ngrams = self.file.ngrams.probabilities(tokens.to_list())
+            probs = blend(probs, ngrams, self.file.blend_weight)
+        return probs, known
+
+    def lstm_probabilities(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         if not len(ids):
             return np.zeros(0, np.float32)
         unlabelled = Split.from_numpy(ids, np.zeros(len(ids), np.float32), lengths, self.device)
@@ -104,9 +121,8 @@ class Predictor:
         }
 
     def _predict(self, texts: list[str], threshold: float | None) -> dict[str, list]:
-        ids, lengths = self.encode(texts)
-        known = ((ids != PAD_ID) & (ids != UNK_ID)).any(axis=1)
-        probs = self._probabilities(ids, lengths).astype(np.float64)
+        probs, known = self._scored(texts)
+        probs = probs.astype(np.float64)
         labels = labels_at(probs, self.threshold if threshold is None else threshold)
         return {
             "probability": [float(p) if k else None for p, k in zip(probs, known, strict=True)],

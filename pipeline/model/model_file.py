@@ -5,11 +5,14 @@ A dict of plain tensors and primitives (it loads with ``torch.load(..., weights_
 padding side, which is the preprocessing's; ``weights``; ``vocab``, the tokens by id;
 ``preprocessing`` (pipeline.data.text.Preprocessing: cleaning, tokenizing, ``seq_len``, truncation,
 padding, as the shards were made); ``threshold``, the probability from which a review is positive.
+Format 3 adds the n-gram model blended with the LSTM (pipeline.model.ngrams): ``ngrams``
+(``weights``, ``ngram_max``, ``bias``) and ``blend_weight``; a file of the LSTM alone stays format 2.
 Predict, the MLflow model and evaluate read only this file, never params.yaml.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,10 @@ from pipeline.core.cli import StageError
 from pipeline.data.files import atomic_path
 from pipeline.data.text import Preprocessing
 from pipeline.model.network import LSTMClassifier, ModelConfig
+from pipeline.model.ngrams import NgramModel
 
-FORMAT_VERSION = 2  # 1: the unversioned files written before, with the padding side stored twice
+LSTM_ONLY_FORMAT = 2  # 1: the unversioned files written before, with the padding side stored twice
+FORMAT_VERSION = 3  # with the n-gram model and its blend weight
 RETRAIN = "re-run the train stage: dvc repro train"
 
 
@@ -32,6 +37,8 @@ class ModelFile:
     vocab: list[str]
     preprocessing: Preprocessing
     threshold: float
+    ngrams: NgramModel | None = None
+    blend_weight: float = 0.0  # of the n-gram model's probability in the blend
 
     def build(self, device: str | torch.device = "cpu") -> LSTMClassifier:
         """The network with these weights, on ``device``, in eval mode."""
@@ -41,19 +48,29 @@ class ModelFile:
 
 
 def save_model_file(
-    path: str | Path, model: LSTMClassifier, vocab: list[str], preprocessing: Preprocessing, threshold: float
+    path: str | Path,
+    model: LSTMClassifier,
+    vocab: list[str],
+    preprocessing: Preprocessing,
+    threshold: float,
+    ngrams: NgramModel | None = None,
+    blend_weight: float = 0.0,
 ) -> None:
     config = model.config.to_dict()
     if config.pop("pad") != preprocessing.pad:
         raise ValueError(f"the model pads on the {model.config.pad}, the preprocessing on the {preprocessing.pad}")
     payload = {
-        "format_version": FORMAT_VERSION,
+        "format_version": LSTM_ONLY_FORMAT if ngrams is None else FORMAT_VERSION,
         "model": config,
         "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "vocab": list(vocab),
         "preprocessing": preprocessing.to_dict(),
         "threshold": float(threshold),
     }
+    if ngrams is not None:
+        weights = torch.from_numpy(ngrams.weights)
+        payload["ngrams"] = {"weights": weights, "ngram_max": ngrams.ngram_max, "bias": float(ngrams.bias)}
+        payload["blend_weight"] = float(blend_weight)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -75,9 +92,10 @@ def load_model_file(path: str | Path) -> ModelFile:
         if isinstance(payload, dict) and {"config", "state_dict"} <= payload.keys():
             raise StageError(f"{path}: a model file from an older version of this pipeline: {RETRAIN}")
         raise StageError(f"{path}: not a model file written by the train stage (for a model: {RETRAIN})")
-    if version != FORMAT_VERSION:
+    if version not in (LSTM_ONLY_FORMAT, FORMAT_VERSION):
         raise StageError(
-            f"{path}: model file format {version}, but this code reads format {FORMAT_VERSION}: "
+            f"{path}: model file format {version}, but this code reads formats {LSTM_ONLY_FORMAT} and "
+            f"{FORMAT_VERSION}: "
             f"use the version of lstm-sentiment that wrote it, or {RETRAIN}"
         )
     preprocessing = Preprocessing.from_dict(payload["preprocessing"])
@@ -87,4 +105,30 @@ def load_model_file(path: str | Path) -> ModelFile:
         vocab=payload["vocab"],
         preprocessing=preprocessing,
         threshold=payload["threshold"],
+        **(read_ngrams(path, payload) if version == FORMAT_VERSION else {}),
     )
+
+
+def read_ngrams(path: Path, payload: dict) -> dict:
+    """The n-gram part of a format-3 file, checked: a damaged one would score silently wrong."""
+    try:
+        part, weight = payload["ngrams"], payload["blend_weight"]
+        weights, ngram_max, bias = part["weights"], part["ngram_max"], part["bias"]
+        ok = (
+            isinstance(weights, torch.Tensor)
+            and weights.dtype == torch.float32
+            and weights.dim() == 1
+            and len(weights) > 0
+            and bool(torch.isfinite(weights).all())
+            and type(ngram_max) is int
+            and ngram_max >= 1
+            and isinstance(bias, float)
+            and math.isfinite(bias)
+            and isinstance(weight, float)
+            and 0.0 <= weight <= 1.0
+        )
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise StageError(f"{path}: its n-gram model or blend weight is damaged: {RETRAIN}")
+    return {"ngrams": NgramModel(ngram_max, weights.numpy(), bias), "blend_weight": weight}

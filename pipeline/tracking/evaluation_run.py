@@ -159,4 +159,5 @@ def pinned_requirements() -> list[str]:
     from importlib.metadata import version
 
     served = ("mlflow", "torch", "polars", "pyarrow", "numpy", "pandas", "pyyaml", "pydantic", "psutil")
+    served += ("scikit-learn", "scipy", "threadpoolctl")  # the n-gram model
     return [f"{name}=={version(name)}" for name in served]
