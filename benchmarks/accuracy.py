@@ -6,9 +6,9 @@
 DATA is a folder with ``train.ft.txt.bz2`` and ``test.ft.txt.bz2``. The pipeline itself runs, with
 DVC, in a work folder (a copy of this repository's tracked and untracked files, kept between
 calls): per seed, ``dvc repro`` with the recipe's params (a YAML mapping of dotted keys, then
-``--set`` overrides) and ``train.seed`` set to that seed. Data, pretrain and baseline stages run
+``--set`` overrides) and ``train.seed`` set to that seed. Data, pretrain, ngrams and baseline stages run
 once and come from DVC's cache for the other seeds. Prints every seed's test accuracy (the test
-half of the test file, the same rows as the baseline's), the mean, the sample standard deviation
+half of the test file, the same rows as the baseline's; for a blended model also each part's), the mean, the sample standard deviation
 and the range, and the wall time of each seed's run and of each stage it ran.
 """
 
@@ -108,18 +108,25 @@ def main() -> None:
         if returncode != 0:
             sys.exit(f"dvc repro failed for seed {seed}:\n{output[-6000:]}")
         ran = ", ".join(f"{stage} {took:.0f} s" for stage, took in stage_seconds.items())
-        accuracy = json.loads((work / "metrics" / "eval.json").read_text())["accuracy"]
+        evaluation = json.loads((work / "metrics" / "eval.json").read_text())
+        accuracy = evaluation["accuracy"]
+        parts = (
+            f"; the LSTM alone {evaluation['lstm_accuracy']:.4f}, the n-gram model alone "
+            f"{evaluation['ngram_accuracy']:.4f}, blend weight {evaluation['blend_weight']:.2f}"
+            if "blend_weight" in evaluation
+            else ""
+        )
         train = json.loads((work / "metrics" / "train.json").read_text())
         accuracies.append(accuracy)
         print(
             f"  seed {seed}: test accuracy {accuracy:.4f} (best val {train['best_val_accuracy']:.4f} "
-            f"at step {train['best_step']}), {seconds:.0f} s: {ran or 'nothing run (cached)'}",
+            f"at step {train['best_step']}){parts}, {seconds:.0f} s: {ran or 'nothing run (cached)'}",
             flush=True,
         )
     baseline = json.loads((work / "metrics" / "baseline.json").read_text())["test_accuracy"]
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     print(
-        f"LSTM test accuracy: mean {statistics.mean(accuracies):.4f}, sd {spread:.4f}, "
+        f"test accuracy: mean {statistics.mean(accuracies):.4f}, sd {spread:.4f}, "
         f"range {min(accuracies):.4f}-{max(accuracies):.4f} over {len(accuracies)} seeds; "
         f"TF-IDF baseline {baseline:.4f}"
     )
