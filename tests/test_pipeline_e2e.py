@@ -21,7 +21,7 @@ from tests.test_layout import closure, module_path
 
 def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
     root, _, output = pipeline_run
-    for stage in ("ingest", "clean", "vocab", "encode", "pretrain", "train", "evaluate", "baseline"):
+    for stage in ("ingest", "clean", "vocab", "encode", "pretrain", "ngrams", "train", "evaluate", "baseline"):
         assert f"Running stage '{stage}'" in output
     assert "evaluate: registered lstm-sentiment version 1, now @champion" in output
     # quiet: none of MLflow's INFO lines, pip warning or progress bars
@@ -33,6 +33,13 @@ def test_repro_produces_metrics_and_a_model_that_learned(pipeline_run):
     assert result["accuracy"] >= 0.85  # chance is 0.5; the label-noise ceiling is about 0.97
     assert result["pr_auc"] >= 0.85 and 0 <= result["ece"] <= 0.1
     assert (root / "models" / "model.pt").exists()
+    # the blend: its weight chosen on validation, recorded where train and evaluate report; the
+    # n-gram part scored from raw text in evaluate as from the stage's tokens in ngrams
+    ngrams = json.loads((root / "metrics" / "ngrams.json").read_text())
+    train = json.loads((root / "metrics" / "train.json").read_text())
+    assert 0 <= train["blend_weight"] <= 1 and result["blend_weight"] == train["blend_weight"]
+    assert result["ngram_accuracy"] == ngrams["test_accuracy"] >= 0.85
+    assert result["lstm_accuracy"] >= 0.85
     headers = {
         "roc.csv": "fpr,tpr,threshold",
         "pr.csv": "recall,precision",
