@@ -80,7 +80,9 @@ def test_blend_weight_zero_is_the_lstm_bit_for_bit_and_one_is_the_n_gram_model()
     lstm, ngrams = rng.random(100, dtype=np.float32), rng.random(100)
     assert blend(lstm, ngrams, 0.0) is lstm
     np.testing.assert_array_equal(blend(lstm, ngrams, 1.0), ngrams.astype(np.float32))
-    np.testing.assert_allclose(blend(lstm, ngrams, 0.25), 0.75 * lstm + 0.25 * ngrams, rtol=1e-6)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = 1 / (1 + np.exp(-(0.75 * logit(lstm.astype(np.float64)) + 0.25 * logit(ngrams))))
+    np.testing.assert_allclose(blend(lstm, ngrams, 0.25), expected, rtol=1e-6)
 
 
 def test_the_weight_goes_to_the_part_that_knows_and_between_when_both_do():
@@ -113,7 +115,8 @@ def test_the_predictor_returns_the_blend_and_at_weight_zero_the_lstm_alone(tmp_p
     lstm = Predictor.from_path(lstm_path).probabilities(TEXTS)
     predictor = Predictor.from_path(blend_path)
     ngrams = predictor.file.ngrams.probabilities(predictor.file.preprocessing.token_series(TEXTS).to_list())
-    np.testing.assert_allclose(predictor.probabilities(TEXTS), 0.4 * lstm + 0.6 * ngrams, rtol=1e-6)
+    np.testing.assert_allclose(predictor.probabilities(TEXTS), blend(lstm, ngrams, 0.6), rtol=1e-6)
+    assert not np.allclose(blend(lstm, ngrams, 0.6), 0.4 * lstm + 0.6 * ngrams, atol=1e-4)  # logits, not probabilities
     assert not np.allclose(lstm, ngrams, atol=1e-3)  # the two parts differ: the blend is seen
 
     _, at_zero = model_files(tmp_path, 0.0)
