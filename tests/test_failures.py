@@ -28,14 +28,15 @@ def assert_one_line(result: subprocess.CompletedProcess, line: str, status: int 
 
 @pytest.fixture(scope="module")
 def data_stages_done(tmp_path_factory) -> Path:
-    """A folder where the four data stages ran on a small synthetic sample, with a tiny model's
-    train params; tests copy it."""
+    """A folder where the four data stages and ngrams ran on a small synthetic sample, with a tiny
+    model's train params; tests copy it."""
     root = workspace(tmp_path_factory.mktemp("done"), sample_bytes(1500, 1), sample_bytes(400, 2))
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"] = TINY_MODEL
     params["encode"] = {"seq_len": 40}
+    params["ngrams"] = {"buckets": 1024}  # a small model file: the small-disk tests size the disk by it
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    for stage in DATA_STAGES:
+    for stage in (*DATA_STAGES, "ngrams"):  # train blends with the n-gram model
         result = run_stage(stage, root)
         assert result.returncode == 0, result.stderr
     return root

@@ -110,7 +110,7 @@ def test_a_params_typo_stops_the_stage_naming_the_key(tmp_path):
     )
 
 
-@pytest.mark.parametrize("stage", [*DATA_STAGES, "pretrain", "train", "evaluate", "baseline", "score"])
+@pytest.mark.parametrize("stage", [*DATA_STAGES, "pretrain", "ngrams", "train", "evaluate", "baseline", "score"])
 def test_help_describes_the_stage_without_loading_torch_mlflow_or_gensim(stage):
     # -X importtime lists every module the process imported, on stderr
     result = subprocess.run(
