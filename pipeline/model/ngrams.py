@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.core.cli import StageError
 from pipeline.data.files import cure, read_json, reading
+from pipeline.model.decision import labels_at
 
 WEIGHTS_FILE = "weights.npy"  # float32 [buckets]
 VALIDATION_FILE = "validation.npy"  # float64: the positive-class probability of each validation row
@@ -140,5 +141,5 @@ def blend_on_validation(labels: np.ndarray, lstm: np.ndarray, ngrams: np.ndarray
     return {
         "blend_weight": weight,
         "blend_val_loss": round(log_loss(labels, blended), 6),
-        "blend_val_accuracy": round(float(np.mean((blended >= threshold) == (labels == 1))), 6),
+        "blend_val_accuracy": round(float(np.mean(labels_at(blended, threshold) == labels)), 6),
     }
