@@ -11,7 +11,10 @@ number and reason (such as a label in neither list: 3 stars between ``[1, 2]`` a
 those are counted apart, as ``unmapped_labels``, and do not count against
 ``data.max_reject_fraction``, which is there to catch damaged input).
 A missing column, a file that is not its format, or labels of which no value maps to one of the
-classes stop the stage with one line.
+classes stop the stage with one line. A CSV or TSV without a header row (``data.header: false``)
+has its columns named by ``data.columns`` or ``column_1``, ``column_2``, ...; with no test file of
+its own (``data.test`` empty or the train file), :func:`split_reviews` holds out a seeded,
+stratified ``data.test_fraction`` of the train file's reviews as the test split.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.core import paths
@@ -147,7 +152,9 @@ def parsed_batches(
             first_line += len(lines)
             yield len(lines), reviews, rejects, None
         return
-    columns = Columns(data.text_column, data.title_column, data.label_column)
+    columns = Columns(
+        data.text_column, data.title_column, data.label_column, header=data.header, column_names=tuple(data.columns)
+    )
     for frame in read_table(path, fmt, columns, hint):
         reviews, rejects = parse_rows(frame, data)
         labels = frame.group_by(label_text(pl.col(data.label_column)).alias("value")).len()
@@ -196,14 +203,18 @@ def check_both_classes(path: Path, counts: dict, labels: pl.DataFrame, data: Dat
 
 
 def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
-    """Ingest both splits into ``out_dir``; return the metrics written to metrics/ingest.json."""
+    """Ingest both splits into ``out_dir``; return the metrics written to metrics/ingest.json.
+    With no test file (:meth:`DataParams.test_file`), the train file's reviews are split."""
     metrics: dict = {}
+    test_file = data.test_file()
+    sources = {"train": data.train, "test": test_file} if test_file else {"train": data.train}
     with atomic_path(out_dir) as tmp_dir:
         tmp_dir.mkdir(parents=True)
         all_rejects = []
-        for split in paths.SPLITS:
-            source = Path(getattr(data, split))
-            counts, rejects = ingest_file(source, tmp_dir / f"{split}.parquet", split, data)
+        for split, name in sources.items():
+            source = Path(name)
+            out_file = tmp_dir / f"{split if test_file else 'all'}.parquet"
+            counts, rejects = ingest_file(source, out_file, split, data)
             # a label the mapping leaves out (3 stars) is the user's choice, not damage: not held against the input
             damaged = rejects.filter(~pl.col("reason").str.ends_with(UNMAPPED))
             fraction = len(damaged) / counts["lines"]
@@ -226,17 +237,59 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
             if file_format(source, data.format) != "fasttext":
                 metrics[split]["unmapped_labels"] = len(rejects) - len(damaged)
             all_rejects.append(rejects)
+        if not test_file:
+            metrics["split"] = split_reviews(tmp_dir / "all.parquet", tmp_dir, data)
         pl.concat(all_rejects).write_parquet(tmp_dir / "rejects.parquet", compression="zstd")
     return metrics
+
+
+def split_reviews(source: Path, out_dir: Path, data: DataParams) -> dict:
+    """``source``'s reviews into ``out_dir``'s train.parquet and test.parquet: of each class a
+    seeded random ``data.test_fraction`` (rounded) to test, the rest to train, each in the file's
+    order; ``source`` is removed. Returns the split's metrics."""
+    labels = pq.read_table(source, columns=["label"])["label"].to_numpy()
+    is_test = np.zeros(len(labels), bool)
+    rng = np.random.default_rng(data.seed)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        is_test[rng.permutation(rows)[: round(data.test_fraction * len(rows))]] = True
+    if is_test.all() or not is_test.any():
+        raise StageError(
+            f"{data.train}: {len(labels)} reviews cannot be split into train and test by "
+            f"data.test_fraction={data.test_fraction} (set data.test to a file of its own, or change the fraction)"
+        )
+    source_file, start = pq.ParquetFile(source), 0
+    with (
+        source_file,
+        pq.ParquetWriter(out_dir / "train.parquet", REVIEW_SCHEMA, compression="zstd") as train,
+        pq.ParquetWriter(out_dir / "test.parquet", REVIEW_SCHEMA, compression="zstd") as test,
+    ):
+        for batch in source_file.iter_batches(batch_size=100_000):
+            chosen = pa.array(is_test[start : start + len(batch)])
+            start += len(batch)
+            test.write_table(pa.Table.from_batches([batch.filter(chosen)]).cast(REVIEW_SCHEMA))
+            train.write_table(pa.Table.from_batches([batch.filter(pc.invert(chosen))]).cast(REVIEW_SCHEMA))
+    source.unlink()
+    split = {"test_fraction": data.test_fraction, "seed": data.seed}
+    for name, rows in (("train", ~is_test), ("test", is_test)):
+        split[f"{name}_rows"] = int(rows.sum())
+        split[f"{name}_positive_fraction"] = round(float(labels[rows].mean()), 6)
+    return split
 
 
 def main() -> None:
     params, _ = stage_params(__doc__)
     metrics = ingest(params.data)
     write_json(paths.METRICS_DIR / "ingest.json", metrics)
-    for split, m in metrics.items():
-        unmapped = f" ({m['unmapped_labels']} for their label)" if m.get("unmapped_labels") else ""
-        print(f"ingest {split}: {m['rows']} rows, {m['rejects']} rejected{unmapped} of {m['lines']} lines")
+    for split in paths.SPLITS:
+        if m := metrics.get(split):
+            unmapped = f" ({m['unmapped_labels']} for their label)" if m.get("unmapped_labels") else ""
+            print(f"ingest {split}: {m['rows']} rows, {m['rejects']} rejected{unmapped} of {m['lines']} lines")
+    if split := metrics.get("split"):
+        print(
+            f"ingest: no test file: {split['test_fraction']:.0%} of each class held out as the test split "
+            f"(seed {split['seed']}): {split['train_rows']} train rows, {split['test_rows']} test rows"
+        )
 
 
 if __name__ == "__main__":

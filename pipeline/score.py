@@ -41,7 +41,13 @@ def main() -> None:
     if not source.is_file():
         raise StageError(f"{source}: no such file (set data.score in params.yaml)")
     data = params.data
-    columns = Columns(data.text_column, data.title_column, keep=tuple(data.keep_columns))
+    columns = Columns(
+        data.text_column,
+        data.title_column,
+        keep=tuple(data.keep_columns),
+        header=data.header,
+        column_names=tuple(data.columns),
+    )
     predictor = Predictor.from_path(paths.MODEL_FILE, pick_device("auto"))
     counts = score_file(predictor, source, data.format, columns, paths.SCORED_FILE)
     unscored = f", {counts['unscored']} without a score (see their sentiment)" if counts["unscored"] else ""

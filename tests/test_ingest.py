@@ -149,3 +149,63 @@ def test_what_a_killed_run_left_is_removed_by_the_next(tmp_path):
         (folder / "train.parquet").write_bytes(b"half written")
     ingest(write_pair(tmp_path, b"__label__1 a\n", b"__label__2 b\n"), tmp_path / "out" / "reviews")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [running.name, "reviews"]
+
+
+def test_one_file_without_a_test_split_is_split_by_class_every_review_once_and_the_same_on_every_run(tmp_path):
+    # 300 negative and 100 positive reviews, each text unique: a stratified 25% is 75 + 25
+    reviews = [f"__label__{1 if i % 4 else 2} review number {i}\n" for i in range(400)]
+    (tmp_path / "all.txt").write_text("".join(reviews) + "no label here\n")
+    data = DataParams(train=str(tmp_path / "all.txt"), test="", test_fraction=0.25, seed=7, max_reject_fraction=0.01)
+    metrics = ingest(data, tmp_path / "out")
+    train, test = (pl.read_parquet(tmp_path / "out" / f"{split}.parquet") for split in ("train", "test"))
+    assert sorted(train["text"].to_list() + test["text"].to_list()) == sorted(r.split(" ", 1)[1][:-1] for r in reviews)
+    assert test["label"].value_counts().sort("label").rows() == [(0, 75), (1, 25)]
+    numbers = [int(text.split()[-1]) for text in train["text"]]
+    assert numbers == sorted(numbers)  # each split keeps the file's order
+    assert metrics["train"] == {
+        "lines": 401,
+        "rows": 400,
+        "rejects": 1,
+        "reject_fraction": 0.002494,
+        "positive_fraction": 0.25,
+    }
+    assert metrics["split"] == {
+        "test_fraction": 0.25,
+        "seed": 7,
+        "train_rows": 300,
+        "train_positive_fraction": 0.25,
+        "test_rows": 100,
+        "test_positive_fraction": 0.25,
+    }
+    assert "test" not in metrics
+    assert pl.read_parquet(tmp_path / "out" / "rejects.parquet")["line"].to_list() == [401]
+    assert sorted((tmp_path / "out").iterdir()) == [
+        tmp_path / "out" / f for f in ("rejects.parquet", "test.parquet", "train.parquet")
+    ]
+
+    # the same file as data.train is no test file too (DVC needs a path there), and the split is stable
+    ingest(data.model_copy(update={"test": data.train}), tmp_path / "again")
+    assert pl.read_parquet(tmp_path / "again" / "test.parquet").equals(test)
+    other = ingest(data.model_copy(update={"seed": 8}), tmp_path / "other")
+    assert other["split"]["test_rows"] == 100
+    assert not pl.read_parquet(tmp_path / "other" / "test.parquet").equals(test)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1])
+def test_a_test_fraction_outside_zero_to_one_is_a_one_line_error(fraction):
+    from pipeline.core.params import parse_params
+
+    with pytest.raises(ValueError) as error:
+        parse_params({"data": {"test": "", "test_fraction": fraction}})
+    assert str(error.value) == f"data.test_fraction: must be between 0 and 1 (exclusive), got {fraction}"
+
+
+def test_a_split_that_leaves_one_side_empty_stops_with_one_line(tmp_path):
+    (tmp_path / "two.txt").write_text("__label__1 bad\n__label__2 good\n")
+    with pytest.raises(StageError) as error:
+        ingest(DataParams(train=str(tmp_path / "two.txt"), test="", test_fraction=0.2), tmp_path / "out")
+    assert str(error.value) == (
+        f"{tmp_path / 'two.txt'}: 2 reviews cannot be split into train and test by data.test_fraction=0.2 "
+        "(set data.test to a file of its own, or change the fraction)"
+    )
+    assert not (tmp_path / "out").exists()

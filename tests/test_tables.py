@@ -152,6 +152,64 @@ def test_a_csv_value_that_is_not_utf8_is_a_reject_of_its_row_only(tmp_path):
     assert counts == {"lines": 3, "rows": 2, "rejects": 1, "positive": 1}
 
 
+def test_a_csv_without_a_header_row_reads_its_columns_by_name_or_number_and_counts_every_row(tmp_path):
+    # as the Twitter entity data: id, entity, sentiment, text; every row a review, quotes and line breaks inside
+    path = tmp_path / "tweets.csv"
+    path.write_text(
+        '1,Game,Positive,"great, really\ngreat"\n'
+        "2,Game,Negative,awful\n"
+        "3,Game,Negative\n"  # a field short: a counted reject at its own row
+        "4,Game,Neutral,meh\n"
+        "5,Game,Positive,fine\n"
+    )
+    named = DataParams(
+        header=False, columns=["id", "entity", "sentiment", "text"], label_column="sentiment", positive=["positive"]
+    )
+    by_number = DataParams(header=False, text_column="column_4", label_column="column_3", positive=["positive"])
+    for data in (named, by_number):
+        counts, rejects = ingest_file(path, tmp_path / "out.parquet", "train", data)
+        assert pl.read_parquet(tmp_path / "out.parquet").rows() == [
+            (1, "great, really\ngreat"),
+            (0, "awful"),
+            (1, "fine"),
+        ]
+        assert rejects.select("line", "reason").rows() == [
+            (3, "CSV row does not parse: 3 fields, expected 4"),
+            (4, "label 'neutral' is in neither data.negative nor data.positive"),
+        ]
+        assert counts == {"lines": 5, "rows": 3, "rejects": 2, "positive": 2}
+    (tmp_path / "r.jsonl").write_text('{"text": "good", "label": 1}\n')
+    for source, data, message in (
+        (
+            path,
+            DataParams(header=False, columns=["id", "text", "label"]),
+            "data.columns names 3 columns but the first row has 4 fields (name all 4, in order)",
+        ),
+        (
+            path,
+            DataParams(header=False),
+            "no column 'text' (columns: 'column_1', 'column_2', 'column_3', "
+            "'column_4') (set data.text_column to one of them)",
+        ),
+        (
+            tmp_path / "r.jsonl",
+            DataParams(header=False),
+            "a jsonl file names its own columns (data.header: false is for CSV and TSV files)",
+        ),
+    ):
+        with pytest.raises(StageError) as error:
+            ingest_file(source, tmp_path / "bad.parquet", "train", data)
+        assert str(error.value) == f"{source}: {message}"
+    with pytest.raises(
+        ValueError,
+        match=r"^data.columns: names the columns of a file without a header row: "
+        "set data.header: false too$",
+    ):
+        parse_params({"data": {"columns": ["text", "label"]}})
+    with pytest.raises(ValueError, match=r"^data.columns: 'text' is named twice$"):
+        parse_params({"data": {"header": False, "columns": ["text", "text"]}})
+
+
 def test_bad_input_stops_ingest_with_one_line_naming_the_file_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     imdb_csv(tmp_path / "IMDB Dataset.csv")

@@ -45,9 +45,13 @@ class Section(BaseModel):
 
 class DataParams(Section):
     train: str = "data/sample/train.ft.txt.bz2"
-    test: str = "data/sample/test.ft.txt.bz2"
+    test: str = "data/sample/test.ft.txt.bz2"  # "" or data.train's file: no test file, ingest splits data.train
+    test_fraction: float = Field(0.2, gt=0, lt=1)  # with no test file: this share of each class becomes the test split
+    seed: int = 42  # of that split
     # auto: from the file name (.csv, .tsv, .jsonl/.ndjson, .parquet, also inside .bz2/.gz; else fastText lines)
     format: Literal["auto", "fasttext", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    header: bool = True  # CSV/TSV: the first row names the columns; false: every row is a review
+    columns: list[str] = []  # a header-less file's column names in order; []: column_1, column_2, ...
     text_column: str = "text"  # tables: the review's text
     title_column: str | None = None  # tables: a title, joined before the text as "title: text"
     label_column: str = "label"  # tables: the label, mapped by the two lists below
@@ -59,6 +63,10 @@ class DataParams(Section):
     score: list[str] = []  # [a file of new reviews] for the score stage; []: no score stage
     keep_columns: list[str] = []  # score: columns of that file copied to the predictions (ids)
 
+    def test_file(self) -> str | None:
+        """The test split's own file, or None when ingest splits data.train."""
+        return None if self.test in ("", self.train) else self.test
+
     @field_validator("score", mode="before")
     @classmethod
     def one_file_to_score(cls, files: object) -> object:
@@ -67,6 +75,16 @@ class DataParams(Section):
         if isinstance(files, list) and len(files) > 1:
             raise ValueError(f"one file at most (scored into data/predictions/scored.parquet), got {files}")
         return files
+
+    @field_validator("columns")
+    @classmethod
+    def names_for_no_header(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        if names and info.data.get("header", True):
+            raise ValueError("names the columns of a file without a header row: set data.header: false too")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is named twice")
+        return names
 
     @field_validator("positive")
     @classmethod

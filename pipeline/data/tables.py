@@ -46,6 +46,10 @@ class Columns:
     title: str | None = None
     label: str | None = None
     keep: tuple[str, ...] = ()
+    # CSV and TSV: whether the first row names the columns; without it, ``column_names`` names them in
+    # order, or when empty they are column_1, column_2, ... (Polars' names for a header-less file)
+    header: bool = True
+    column_names: tuple[str, ...] = ()
     # what names each of them, for messages: params here, command-line options in pipeline.predict
     named_by: tuple[str, ...] = ("data.text_column", "data.title_column", "data.label_column", "data.keep_columns")
 
@@ -77,6 +81,8 @@ def read_table(path: Path, fmt: str, columns: Columns, hint: str = "") -> Iterat
     """The rows of a CSV, TSV, JSON Lines or Parquet file (``fmt``: as :func:`file_format` takes
     it; see the module's docstring)."""
     fmt = file_format(path, fmt)
+    if not columns.header and fmt not in ("csv", "tsv"):
+        raise StageError(f"{path}: a {fmt} file names its own columns (data.header: false is for CSV and TSV files)")
     readers = {"csv": read_csv, "tsv": read_csv, "jsonl": read_json_lines, "parquet": read_parquet}
     yield from readers[fmt](path, fmt, columns, hint)
 
@@ -98,7 +104,7 @@ def not_format(path: Path, fmt: str, why: str) -> StageError:
 
 def read_csv(path: Path, fmt: str, columns: Columns, hint: str) -> Iterator[pl.DataFrame]:
     delimiter = "\t" if fmt == "tsv" else ","
-    header = csv_header(path, fmt, delimiter, hint)
+    header = csv_header(path, fmt, delimiter, hint, columns)
     wanted = columns.names()
     if error := missing_column(path, columns, header, fmt):
         raise error
@@ -106,7 +112,7 @@ def read_csv(path: Path, fmt: str, columns: Columns, hint: str) -> Iterator[pl.D
 
     def on_bad_row(row) -> str:
         problem = f"CSV row does not parse: {row.actual_columns} fields, expected {row.expected_columns}"
-        skipped.append((row.number - 1, problem, row.text))  # the reader counts the header as row 1
+        skipped.append((row.number - columns.header, problem, row.text))  # the reader counts a header as row 1
         return "skip"
 
     raw, stream = open_input(path, hint)
@@ -114,7 +120,9 @@ def read_csv(path: Path, fmt: str, columns: Columns, hint: str) -> Iterator[pl.D
         try:
             reader = pa_csv.open_csv(
                 stream,
-                read_options=pa_csv.ReadOptions(use_threads=False, block_size=CSV_BLOCK_BYTES),
+                read_options=pa_csv.ReadOptions(
+                    use_threads=False, block_size=CSV_BLOCK_BYTES, column_names=None if columns.header else header
+                ),
                 parse_options=pa_csv.ParseOptions(
                     delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_bad_row
                 ),
@@ -133,7 +141,9 @@ def read_csv(path: Path, fmt: str, columns: Columns, hint: str) -> Iterator[pl.D
         yield frame
 
 
-def csv_header(path: Path, fmt: str, delimiter: str, hint: str) -> list[str]:
+def csv_header(path: Path, fmt: str, delimiter: str, hint: str, columns: Columns) -> list[str]:
+    """The names of the file's columns: its first row, or for a header-less file ``columns.column_names``
+    (as many as the first row has fields) or column_1, column_2, ..."""
     raw, stream = open_input(path, hint)
     with raw, stream:
         start = stream.read(1 << 16)
@@ -142,14 +152,24 @@ def csv_header(path: Path, fmt: str, delimiter: str, hint: str) -> list[str]:
         try:
             reader = pa_csv.open_csv(
                 pa.BufferReader(start + stream.read(1 << 20)),
-                read_options=pa_csv.ReadOptions(use_threads=False, block_size=1 << 20),
+                read_options=pa_csv.ReadOptions(
+                    use_threads=False, block_size=1 << 20, autogenerate_column_names=not columns.header
+                ),
                 parse_options=pa_csv.ParseOptions(
                     delimiter=delimiter, newlines_in_values=True, invalid_row_handler=lambda row: "skip"
                 ),
             )
         except pa.ArrowInvalid as err:
             raise not_format(path, fmt, str(err).splitlines()[0]) from None
-    return reader.schema.names
+    if columns.header:
+        return reader.schema.names
+    fields = len(reader.schema.names)
+    if columns.column_names and len(columns.column_names) != fields:
+        raise StageError(
+            f"{path}: data.columns names {len(columns.column_names)} columns but the first row has {fields} fields "
+            f"(name all {fields}, in order)"
+        )
+    return list(columns.column_names) or [f"column_{i}" for i in range(1, fields + 1)]
 
 
 def number_rows(
