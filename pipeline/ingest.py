@@ -1,13 +1,14 @@
 """ingest: raw review files (fastText lines, CSV, TSV, JSON Lines or Parquet; bz2, gzip or plain) -> Parquet.
 
-fastText lines are ``__label__1 <text>`` (negative) or ``__label__2 <text>`` (positive). A table
-(pipeline.data.tables; ``data.format``, by default told from the file name) gives the text in
-``data.text_column``, optionally after a title (``data.title_column``, joined as ``title: text``),
-and the label in ``data.label_column``, which ``data.negative`` and ``data.positive`` map to 0
-and 1 (values compared as trimmed, lower-case text; ``4.0`` is ``4``). Files are read a block
-or batch at a time, so memory is bounded by the block size, not the file. Every line or row ends
-up either as a review (label int8 0/1, text) or in ``rejects.parquet`` with its line or row
-number and reason (such as a label in neither list: 3 stars between ``[1, 2]`` and ``[4, 5]``;
+fastText lines are ``__label__<n> <text>``, n the class's number from 1 in ``data.classes``
+(``__label__1`` negative, ``__label__2`` positive by default). A table (pipeline.data.tables;
+``data.format``, by default told from the file name) gives the text in ``data.text_column``,
+optionally after a title (``data.title_column``, joined as ``title: text``), and the label in
+``data.label_column``, which ``data.classes`` maps to class ids 0, 1, ... in its order (values
+compared as trimmed, lower-case text; ``4.0`` is ``4``). Files are read a block or batch at a
+time, so memory is bounded by the block size, not the file. Every line or row ends up either as a
+review (label: the class id, int8; text) or in ``rejects.parquet`` with its line or row number and
+reason (such as a label in no class: 3 stars when the classes are ``[1, 2]`` and ``[4, 5]``;
 those are counted apart, as ``unmapped_labels``, and do not count against
 ``data.max_reject_fraction``, which is there to catch damaged input).
 A missing column, a file that is not its format, or labels of which no value maps to one of the
@@ -42,19 +43,20 @@ REJECT_SCHEMA = pa.schema(
     [("split", pa.string()), ("line", pa.int64()), ("reason", pa.string()), ("excerpt", pa.large_string())]
 )
 
-LABELS = {"1": 0, "2": 1}  # fastText label -> our label (0 = negative, 1 = positive)
-UNMAPPED = "is in neither data.negative nor data.positive"  # the reason for a table's label left out
+UNMAPPED = "is in none of data.classes"  # the reason for a table's label left out
 
 
 def parse_lines(
-    lines: pl.Series, first_line: int = 1, max_chars: int = DataParams().max_chars
+    lines: pl.Series, first_line: int = 1, max_chars: int = DataParams().max_chars, classes: int = 2
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Parse raw lines (Binary, a trailing newline allowed; a leading byte-order mark, as Windows
     editors write, ignored) into reviews and rejects.
 
     Returns ``(reviews, rejects)``: reviews has ``label`` (int8) and ``text``; rejects has
     ``line`` (1-based), ``reason`` and ``excerpt``. ``len(reviews) + len(rejects) == len(lines)``.
+    ``__label__1`` .. ``__label__<classes>`` are the class ids 0 .. classes - 1.
     """
+    labels = {str(number): number - 1 for number in range(1, classes + 1)}
     frame = pl.DataFrame({"raw": lines.cast(pl.Binary)}).with_row_index("line", offset=first_line)
     frame = frame.with_columns(pl.col("line").cast(pl.Int64))
     decoded = frame.with_columns(decode_lines(frame["raw"]).alias("decoded"))
@@ -79,7 +81,7 @@ def parse_lines(
         .then(pl.lit(f"too long (over data.max_chars={max_chars} characters)"))
         .when(pl.col("label_raw").is_null())
         .then(pl.lit("missing label"))
-        .when(~pl.col("label_raw").is_in(list(LABELS)))
+        .when(~pl.col("label_raw").is_in(list(labels)))
         .then(pl.lit("unknown label"))
         .when(pl.col("text").str.len_bytes() == 0)
         .then(pl.lit("empty text"))
@@ -87,7 +89,7 @@ def parse_lines(
     parsed = parsed.with_columns(reason.alias("reason"))
 
     reviews = parsed.filter(pl.col("reason").is_null()).select(
-        pl.col("label_raw").replace_strict(LABELS, return_dtype=pl.Int8).alias("label"),
+        pl.col("label_raw").replace_strict(labels, return_dtype=pl.Int8).alias("label"),
         pl.col("text"),
     )
     bad = parsed.filter(pl.col("reason").is_not_null())
@@ -111,8 +113,7 @@ def parse_rows(frame: pl.DataFrame, data: DataParams) -> tuple[pl.DataFrame, pl.
     :func:`parse_lines` does for lines: ``len(reviews) + len(rejects) == len(frame)``."""
     text = review_text(Columns(data.text_column, data.title_column))
     label = label_text(pl.col(data.label_column))
-    negative = [label_key(value) for value in data.negative]
-    positive = [label_key(value) for value in data.positive]
+    class_ids = class_of_value(data)
     parsed = frame.with_columns(text.str.strip_chars().alias("text"), label.alias("label_raw"))
     reason = (
         pl.when(pl.col("problem").is_not_null())
@@ -123,12 +124,13 @@ def parse_rows(frame: pl.DataFrame, data: DataParams) -> tuple[pl.DataFrame, pl.
         .then(pl.lit(f"too long (over data.max_chars={data.max_chars} characters)"))
         .when(pl.col("label_raw").fill_null("") == "")
         .then(pl.lit("missing label"))
-        .when(~pl.col("label_raw").is_in(negative + positive))
+        .when(~pl.col("label_raw").is_in(list(class_ids)))
         .then(pl.format("label '{}' " + UNMAPPED, pl.col("label_raw")))
     )
     parsed = parsed.with_columns(reason.alias("reason"))
     reviews = parsed.filter(pl.col("reason").is_null()).select(
-        pl.col("label_raw").is_in(positive).cast(pl.Int8).alias("label"), pl.col("text")
+        pl.col("label_raw").replace_strict(class_ids, default=None, return_dtype=pl.Int8).alias("label"),
+        pl.col("text"),
     )
     rejects = parsed.filter(pl.col("reason").is_not_null()).select(
         pl.col("row").alias("line"),
@@ -136,6 +138,11 @@ def parse_rows(frame: pl.DataFrame, data: DataParams) -> tuple[pl.DataFrame, pl.
         pl.coalesce("raw", "text", pl.lit("")).str.slice(0, EXCERPT_CHARS).alias("excerpt"),
     )
     return reviews, rejects
+
+
+def class_of_value(data: DataParams) -> dict[str, int]:
+    """Each label value, as :func:`pipeline.core.params.label_key` writes it, to its class id."""
+    return {label_key(value): i for i, label_class in enumerate(data.classes) for value in label_class.labels}
 
 
 def parsed_batches(
@@ -148,7 +155,7 @@ def parsed_batches(
     if fmt == "fasttext":
         first_line = 1
         for lines in read_line_blocks(path, hint):
-            reviews, rejects = parse_lines(pl.from_arrow(lines), first_line, data.max_chars)
+            reviews, rejects = parse_lines(pl.from_arrow(lines), first_line, data.max_chars, len(data.classes))
             first_line += len(lines)
             yield len(lines), reviews, rejects, None
         return
@@ -162,15 +169,17 @@ def parsed_batches(
 
 
 def ingest_file(path: Path, out_file: Path, split: str, data: DataParams) -> tuple[dict, pl.DataFrame]:
-    """Parse one input file into ``out_file``; return its counts and its rejects."""
-    counts = {"lines": 0, "rows": 0, "rejects": 0, "positive": 0}
+    """Parse one input file into ``out_file``; return its counts (``classes``: reviews per class
+    id) and its rejects."""
+    counts = {"lines": 0, "rows": 0, "rejects": 0, "classes": [0] * len(data.classes)}
     reject_frames, label_frames = [], []
     with pq.ParquetWriter(out_file, REVIEW_SCHEMA, compression="zstd") as writer:
         for read, reviews, rejects, labels in parsed_batches(path, data):
             counts["lines"] += read
             counts["rows"] += len(reviews)
             counts["rejects"] += len(rejects)
-            counts["positive"] += int(reviews["label"].sum())
+            per_class = np.bincount(reviews["label"].to_numpy(), minlength=len(data.classes))
+            counts["classes"] = [int(n) for n in np.add(counts["classes"], per_class)]
             if len(reviews):
                 writer.write_table(reviews.to_arrow().cast(REVIEW_SCHEMA))
             if len(rejects):
@@ -183,23 +192,35 @@ def ingest_file(path: Path, out_file: Path, split: str, data: DataParams) -> tup
         raise StageError(f"{path}: empty file, no reviews to read")
     rejects = pl.concat(reject_frames) if reject_frames else pl.DataFrame(schema=pl.Schema(REJECT_SCHEMA))
     if label_frames:
-        check_both_classes(path, counts, pl.concat(label_frames), data)
+        check_every_class(path, counts, pl.concat(label_frames), data)
     return counts, rejects.select(REJECT_SCHEMA.names)
 
 
-def check_both_classes(path: Path, counts: dict, labels: pl.DataFrame, data: DataParams) -> None:
+def check_every_class(path: Path, counts: dict, labels: pl.DataFrame, data: DataParams) -> None:
     """Stop when the label mapping leaves a class without a single review: the mapping, not the
     data, is then wrong."""
-    if counts["rows"] == 0 or 0 < counts["positive"] < counts["rows"]:
+    if counts["rows"] == 0 or all(counts["classes"]):
         return
-    empty = "positive" if counts["positive"] == 0 else "negative"
-    values = getattr(data, empty)
+    empty = next(c for c, n in zip(data.classes, counts["classes"], strict=True) if not n)
+    name, values = empty.name, empty.labels
     seen = labels.group_by("value").agg(pl.col("len").sum()).sort(["len", "value"], descending=[True, False])
     shown = ", ".join(f"{value!r} ({count})" for value, count in seen.head(8).iter_rows())
     raise StageError(
-        f"{path}: no {empty} reviews: data.{empty}={values} matches none of the values of column "
-        f"{data.label_column!r} (found: {shown}) (set data.{empty} to the values that mean {empty})"
+        f"{path}: no {name!r} reviews: its labels {values} in data.classes match none of the values of column "
+        f"{data.label_column!r} (found: {shown}) (set the labels of class {name!r} to the values that mean it)"
     )
+
+
+def class_metrics(per_class: list[int] | np.ndarray, data: DataParams) -> dict:
+    """Two classes: the positive (second) class's share, as ever; more: each class's share by name."""
+    shares = np.asarray(per_class, np.float64) / max(int(np.sum(per_class)), 1)
+    if len(data.classes) == 2:
+        return {"positive_fraction": round(float(shares[1]), 6)}
+    return {
+        "class_fractions": {
+            name: round(float(share), 6) for name, share in zip(data.class_names(), shares, strict=True)
+        }
+    }
 
 
 def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
@@ -232,8 +253,7 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
                 "rows": counts["rows"],
                 "rejects": counts["rejects"],
                 "reject_fraction": round(fraction, 6),
-                "positive_fraction": round(counts["positive"] / max(counts["rows"], 1), 6),
-            }
+            } | class_metrics(counts["classes"], data)
             if file_format(source, data.format) != "fasttext":
                 metrics[split]["unmapped_labels"] = len(rejects) - len(damaged)
             all_rejects.append(rejects)
@@ -273,7 +293,8 @@ def split_reviews(source: Path, out_dir: Path, data: DataParams) -> dict:
     split = {"test_fraction": data.test_fraction, "seed": data.seed}
     for name, rows in (("train", ~is_test), ("test", is_test)):
         split[f"{name}_rows"] = int(rows.sum())
-        split[f"{name}_positive_fraction"] = round(float(labels[rows].mean()), 6)
+        shares = class_metrics(np.bincount(labels[rows], minlength=len(data.classes)), data)
+        split |= {f"{name}_{key}": value for key, value in shares.items()}
     return split
 
 

@@ -40,6 +40,21 @@ def test_flat_keys_are_dotted_section_names():
         ({"mlflow": {"registered_model": 3}}, "mlflow.registered_model: expected str or null"),
         ({"encode": {"val_fraction": 1.0}}, "encode.val_fraction: must be between 0 and 1"),
         ({"train": 3}, "train: expected a mapping"),
+        (
+            {"data": {"classes": {"negative": [1]}}},
+            "data.classes: expected list of {name, labels}, got {'negative': [1]}",
+        ),
+        ({"data": {"classes": [{"name": "", "labels": [1]}]}}, "data.classes[0].name: string should have at least 1"),
+        ({"data": {"classes": [{"name": "a", "labels": []}]}}, "data.classes[0].labels: list should have at least 1"),
+        (
+            {"data": {"classes": [{"name": "a"}, {"name": "b", "labels": [2]}]}},
+            "data.classes[0].labels: field required",
+        ),
+        (
+            {"data": {"classes": [{"name": "a", "labels": [1]}, {"name": "a", "labels": [2]}]}},
+            "class 'a' is named twice",
+        ),
+        ({"data": {"test_fraction": 0}}, "data.test_fraction: must be between 0 and 1 (exclusive), got 0"),
     ],
 )
 def test_bad_params_name_the_key_and_the_expected_type(mapping, message):

@@ -81,22 +81,24 @@ def test_kaggle_imdb_csv_needs_only_the_two_column_names_and_accounts_for_every_
     ]
     assert rejects.select("line", "reason").rows() == [
         (3, "empty text"),
-        (4, "label 'neutral' is in neither data.negative nor data.positive"),
+        (4, "label 'neutral' is in none of data.classes"),
         (6, "CSV row does not parse: 3 fields, expected 2"),
     ]
     assert rejects["excerpt"].to_list()[1:] == ["Meh.", "one,field,too many"]
-    assert counts == {"lines": 7, "rows": 4, "rejects": 3, "positive": 3}
+    assert counts == {"lines": 7, "rows": 4, "rejects": 3, "classes": [1, 3]}
 
 
 def test_star_ratings_map_to_two_classes_and_three_stars_are_counted_rejects(tmp_path):
     rows = [[f"b{i}", stars, f"review {i}"] for i, stars in enumerate([1, 2, 3, 4, 5, 3, "4.0"])]
     write_csv(tmp_path / "yelp.csv", ["business_id", "stars", "text"], rows)
-    data = DataParams(label_column="stars", negative=[1, 2], positive=[4, 5])
+    data = DataParams(
+        label_column="stars", classes=[{"name": "negative", "labels": [1, 2]}, {"name": "positive", "labels": [4, 5]}]
+    )
     counts, rejects = ingest_file(tmp_path / "yelp.csv", tmp_path / "out.parquet", "train", data)
     assert pl.read_parquet(tmp_path / "out.parquet")["label"].to_list() == [0, 0, 1, 1, 1]
     assert rejects.select("line", "reason").rows() == [
-        (3, "label '3' is in neither data.negative nor data.positive"),
-        (6, "label '3' is in neither data.negative nor data.positive"),
+        (3, "label '3' is in none of data.classes"),
+        (6, "label '3' is in none of data.classes"),
     ]
     assert counts["lines"] == counts["rows"] + counts["rejects"] == 7
 
@@ -112,12 +114,16 @@ def test_json_lines_with_a_title_and_a_parquet_file_with_0_and_1(tmp_path):
     path = tmp_path / "reviews.jsonl.bz2"
     body = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n\n"
     path.write_bytes(bz2.compress(body.encode()))
-    data = DataParams(title_column="title", label_column="rating", negative=[1, 2], positive=[4, 5])
+    data = DataParams(
+        title_column="title",
+        label_column="rating",
+        classes=[{"name": "negative", "labels": [1, 2]}, {"name": "positive", "labels": [4, 5]}],
+    )
     counts, rejects = ingest_file(path, tmp_path / "out.parquet", "train", data)
     reviews = pl.read_parquet(tmp_path / "out.parquet")
     assert reviews.rows() == [(1, "Great: Works well."), (0, "Broke."), (0, "x: Bad."), (1, "no text:")]
     assert rejects.select("line", "reason").rows() == [
-        (3, "label '3' is in neither data.negative nor data.positive"),
+        (3, "label '3' is in none of data.classes"),
         (6, "not a JSON object"),
         (7, "empty line"),
     ]
@@ -149,7 +155,7 @@ def test_a_csv_value_that_is_not_utf8_is_a_reject_of_its_row_only(tmp_path):
     (tmp_path / "r.csv").write_bytes(b"text,label\ngood,1\nbad \xff\xfe,0\nfine,0\n")
     counts, rejects = ingest_file(tmp_path / "r.csv", tmp_path / "out.parquet", "train", DataParams())
     assert rejects.select("line", "reason").rows() == [(2, "invalid UTF-8")]
-    assert counts == {"lines": 3, "rows": 2, "rejects": 1, "positive": 1}
+    assert counts == {"lines": 3, "rows": 2, "rejects": 1, "classes": [1, 1]}
 
 
 def test_a_csv_without_a_header_row_reads_its_columns_by_name_or_number_and_counts_every_row(tmp_path):
@@ -163,9 +169,17 @@ def test_a_csv_without_a_header_row_reads_its_columns_by_name_or_number_and_coun
         "5,Game,Positive,fine\n"
     )
     named = DataParams(
-        header=False, columns=["id", "entity", "sentiment", "text"], label_column="sentiment", positive=["positive"]
+        header=False,
+        columns=["id", "entity", "sentiment", "text"],
+        label_column="sentiment",
+        classes=[{"name": "negative", "labels": ["negative"]}, {"name": "positive", "labels": ["positive"]}],
     )
-    by_number = DataParams(header=False, text_column="column_4", label_column="column_3", positive=["positive"])
+    by_number = DataParams(
+        header=False,
+        text_column="column_4",
+        label_column="column_3",
+        classes=[{"name": "negative", "labels": ["negative"]}, {"name": "positive", "labels": ["positive"]}],
+    )
     for data in (named, by_number):
         counts, rejects = ingest_file(path, tmp_path / "out.parquet", "train", data)
         assert pl.read_parquet(tmp_path / "out.parquet").rows() == [
@@ -175,9 +189,9 @@ def test_a_csv_without_a_header_row_reads_its_columns_by_name_or_number_and_coun
         ]
         assert rejects.select("line", "reason").rows() == [
             (3, "CSV row does not parse: 3 fields, expected 4"),
-            (4, "label 'neutral' is in neither data.negative nor data.positive"),
+            (4, "label 'neutral' is in none of data.classes"),
         ]
-        assert counts == {"lines": 5, "rows": 3, "rejects": 2, "positive": 2}
+        assert counts == {"lines": 5, "rows": 3, "rejects": 2, "classes": [1, 2]}
     (tmp_path / "r.jsonl").write_text('{"text": "good", "label": 1}\n')
     for source, data, message in (
         (
@@ -239,9 +253,9 @@ def test_bad_input_stops_ingest_with_one_line_naming_the_file_and_writes_nothing
         ),
         (
             dict(train="stars.csv", label_column="stars"),
-            "stars.csv: no negative reviews: data.negative=['negative', 'neg', 0] matches none of the values "
-            "of column 'stars' (found: '1' (1), '2' (1), '4' (1), '5' (1)) "
-            "(set data.negative to the values that mean negative)",
+            "stars.csv: no 'negative' reviews: its labels ['negative', 'neg', 0] in data.classes match none of "
+            "the values of column 'stars' (found: '1' (1), '2' (1), '4' (1), '5' (1)) "
+            "(set the labels of class 'negative' to the values that mean it)",
         ),
     ]
     for settings, message in cases:
@@ -252,8 +266,15 @@ def test_bad_input_stops_ingest_with_one_line_naming_the_file_and_writes_nothing
 
 
 def test_label_values_must_not_be_in_both_lists_and_score_is_one_file():
-    with pytest.raises(ValueError, match=r"data.positive: 'Negative' is in data.negative too"):
-        parse_params({"data": {"positive": ["Negative"]}})
+    with pytest.raises(ValueError) as error:
+        parse_params(
+            {"data": {"classes": [{"name": "negative", "labels": ["neg"]}, {"name": "neutral", "labels": ["Neg"]}]}}
+        )
+    assert str(error.value) == (
+        "data.classes: 'Neg' is in class 'negative' and in class 'neutral': a label value maps to one class"
+    )
+    with pytest.raises(ValueError, match=r"^data.classes: needs at least two classes, got \['positive'\]$"):
+        parse_params({"data": {"classes": [{"name": "positive", "labels": [1]}]}})
     with pytest.raises(ValueError, match=r"data.score: one file at most"):
         parse_params({"data": {"score": ["a.csv", "b.csv"]}})
 
@@ -359,7 +380,10 @@ def write_yelp_csv(path, rows):
             body.append([f"b{i}x", 3, text])
             rejects.append((len(body), "label '3' " + UNMAPPED))
     write_csv(path, ["business_id", "stars", "text"], body)
-    return {"label_column": "stars", "negative": [1, 2], "positive": [4, 5]}, rejects
+    return {
+        "label_column": "stars",
+        "classes": [{"name": "negative", "labels": [1, 2]}, {"name": "positive", "labels": [4, 5]}],
+    }, rejects
 
 
 def write_json_lines(path, rows):
@@ -369,7 +393,11 @@ def write_json_lines(path, rows):
             line = {"title": " ".join(words[:3]), "text": " ".join(words[3:]), "rating": 5 if label else 1}
             f.write(json.dumps(line) + "\n")
         f.write("{not json\n")
-    settings = {"title_column": "title", "label_column": "rating", "negative": [1, 2], "positive": [4, 5]}
+    settings = {
+        "title_column": "title",
+        "label_column": "rating",
+        "classes": [{"name": "negative", "labels": [1, 2]}, {"name": "positive", "labels": [4, 5]}],
+    }
     return settings, [(len(rows) + 1, "not a JSON object")]
 
 
@@ -441,10 +469,13 @@ def test_the_score_stage_scores_new_reviews_once_as_predict_does(formats_repo):
 def test_label_counts_stay_bounded_over_many_batches_and_still_name_the_values(tmp_path, monkeypatch):
     monkeypatch.setattr("pipeline.data.tables.BATCH_ROWS", 1)  # 100 batches of one row
     pl.DataFrame({"text": ["a review"] * 100, "label": ["good"] * 60 + ["bad"] * 40}).write_parquet(tmp_path / "t.pq")
-    data = DataParams(format="parquet", negative=["awful"], positive=["good"])
+    data = DataParams(
+        format="parquet", classes=[{"name": "negative", "labels": ["awful"]}, {"name": "positive", "labels": ["good"]}]
+    )
     with pytest.raises(StageError) as error:
         ingest_file(tmp_path / "t.pq", tmp_path / "out.parquet", "train", data)
     assert str(error.value) == (
-        f"{tmp_path / 't.pq'}: no negative reviews: data.negative=['awful'] matches none of the values of column "
-        "'label' (found: 'good' (60), 'bad' (40)) (set data.negative to the values that mean negative)"
+        f"{tmp_path / 't.pq'}: no 'negative' reviews: its labels ['awful'] in data.classes match none of the values "
+        "of column 'label' (found: 'good' (60), 'bad' (40)) "
+        "(set the labels of class 'negative' to the values that mean it)"
     )

@@ -43,6 +43,11 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+class LabelClass(Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"\S")]  # as outputs name it: "neutral", "5 stars"
+    labels: Annotated[list[str | int], Field(min_length=1)]  # the label values that mean it
+
+
 class DataParams(Section):
     train: str = "data/sample/train.ft.txt.bz2"
     test: str = "data/sample/test.ft.txt.bz2"  # "" or data.train's file: no test file, ingest splits data.train
@@ -55,8 +60,13 @@ class DataParams(Section):
     text_column: str = "text"  # tables: the review's text
     title_column: str | None = None  # tables: a title, joined before the text as "title: text"
     label_column: str = "label"  # tables: the label, mapped by the two lists below
-    negative: list[str | int] = ["negative", "neg", 0]  # label values of negative reviews (tables)
-    positive: list[str | int] = ["positive", "pos", 1]  # any other value is a counted reject
+    # the classes in order, each its name and the label values (tables) that mean it; any other value is
+    # a counted reject. fastText lines: __label__1 is the first class, __label__2 the second, ...
+    classes: list[LabelClass] = [
+        LabelClass(name="negative", labels=["negative", "neg", 0]),
+        LabelClass(name="positive", labels=["positive", "pos", 1]),
+    ]
+    ordinal: bool = False  # the classes are in order (stars): evaluate also reports errors in classes
     # ingest stops (non-zero exit) when more than this share of a split's lines is rejected
     max_reject_fraction: Fraction = 0.01
     max_chars: PositiveInt = 100_000  # a longer line is a reject ("too long"): a pasted log, not a review
@@ -86,14 +96,27 @@ class DataParams(Section):
             raise ValueError(f"{repeated[0]!r} is named twice")
         return names
 
-    @field_validator("positive")
+    @field_validator("classes")
     @classmethod
-    def one_class_per_value(cls, positive: list[str | int], info: ValidationInfo) -> list[str | int]:
-        negative = {label_key(value) for value in info.data.get("negative", [])}
-        both = [value for value in positive if label_key(value) in negative]
-        if both:
-            raise ValueError(f"{both[0]!r} is in data.negative too: a label value maps to one class")
-        return positive
+    def one_class_per_value(cls, classes: list[LabelClass]) -> list[LabelClass]:
+        names = [c.name for c in classes]
+        if len(classes) < 2:
+            raise ValueError(f"needs at least two classes, got {names}")
+        if len(set(names)) < len(names):
+            raise ValueError(f"class {next(n for n in names if names.count(n) > 1)!r} is named twice")
+        owner: dict[str, str] = {}
+        for label_class in classes:
+            for value in label_class.labels:
+                if label_key(value) in owner:
+                    raise ValueError(
+                        f"{value!r} is in class {owner[label_key(value)]!r} and in class {label_class.name!r}: "
+                        "a label value maps to one class"
+                    )
+                owner[label_key(value)] = label_class.name
+        return classes
+
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
 
 
 def label_key(value: str | int) -> str:
@@ -266,6 +289,8 @@ def _type_name(tp: object) -> str:
         return " or ".join(repr(v) for v in args)
     if origin is list:
         return f"list of {_type_name(args[0])}"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return f"{{{', '.join(tp.model_fields)}}}"  # a nested section: the keys it takes
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_type_name(a) for a in args)
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
@@ -291,6 +316,10 @@ def _message(error: dict) -> str:
     path = [part for part in error["loc"][:2] if isinstance(part, str)]  # section, key
     where, kind, given = ".".join(path) or "params", error["type"], error["input"]
     model = Params.model_fields[path[0]].annotation if len(path) == 2 else Params
+    if len(error["loc"]) > 2:  # inside a list of sections (data.classes): where in it, and pydantic's words
+        inner = [part for part in error["loc"][2:] if part not in ("str", "int")]  # not a union's member names
+        where += "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inner)
+        return f"{where}: {error['msg'][0].lower()}{error['msg'][1:]}, got {given!r}"
     if kind == "extra_forbidden":
         return f"{where}: unknown key (known: {', '.join(sorted(model.model_fields))})"
     if kind in ("model_type", "dict_type"):
