@@ -28,7 +28,7 @@ from pipeline.core.params import BaselineParams
 from pipeline.data.files import atomic_path, write_json
 from pipeline.data.shards import validation_mask
 from pipeline.data.text import read_tokens
-from pipeline.report.metrics import classification_metrics
+from pipeline.report.metrics import classification_metrics, multiclass_metrics
 
 RUN_NAME = "tfidf-logreg"
 
@@ -70,15 +70,23 @@ def main() -> None:
     vectorizer, classifier = fit_baseline(train_tokens, train_labels, params.baseline)
 
     is_val = validation_mask(len(test_labels), params.encode.val_fraction, params.encode.seed)
-    probs = classifier.predict_proba(vectorizer.transform(test_tokens))[:, 1]
+    probs = classifier.predict_proba(vectorizer.transform(test_tokens))  # multinomial for more than two classes
+    names = params.data.class_names()
+    probs = probs[:, 1] if len(names) == 2 else probs
     result = {"vocabulary": len(vectorizer.vocabulary_)}
     for prefix, rows in (("val", is_val), ("test", ~is_val)):
-        scored = classification_metrics(test_labels[rows], probs[rows])
+        if len(names) == 2:
+            scored = classification_metrics(test_labels[rows], probs[rows])
+        else:
+            scored = multiclass_metrics(test_labels[rows], probs[rows], names, params.data.ordinal)
         result.update({f"{prefix}_{k}": v for k, v in scored.items() if k in ("loss", "accuracy", "f1", "roc_auc")})
     write_json(paths.METRICS_DIR / "baseline.json", result)
-    predictions = pl.DataFrame(
-        {"split": np.where(is_val, "val", "test"), "label": test_labels.astype(np.int8), "probability": probs}
-    )
+    columns = {"split": np.where(is_val, "val", "test"), "label": test_labels.astype(np.int8)}
+    if len(names) == 2:
+        columns["probability"] = probs
+    else:  # the chosen class and its probability
+        columns |= {"predicted": probs.argmax(axis=1).astype(np.int8), "probability": probs.max(axis=1)}
+    predictions = pl.DataFrame(columns)
     with atomic_path(paths.BASELINE_PREDICTIONS_FILE) as tmp:
         predictions.write_parquet(tmp)
 

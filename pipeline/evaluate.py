@@ -91,19 +91,29 @@ def main() -> None:
         texts = pl.read_parquet(paths.REVIEWS_DIR / "test.parquet", columns=["text"])["text"].gather(review_rows)
     lstm = score_test_split(model_file, ids, labels, lengths, params.evaluate)
     probs, parts = blended(model_file, lstm, texts.to_list(), labels)
-    result, tables = evaluation_report(labels, probs, lengths, model_file.threshold, params.evaluate.length_buckets)
+    result, tables = evaluation_report(
+        labels,
+        probs,
+        lengths,
+        model_file.threshold,
+        params.evaluate.length_buckets,
+        model_file.classes,
+        params.data.ordinal,
+    )
     result |= parts
     write_json(paths.METRICS_DIR / "eval.json", result)
     for name, table in tables.items():
         with atomic_path(paths.PLOTS_DIR / name) as tmp:
             table.write_csv(tmp)
 
+    predicted = labels_at(probs, model_file.threshold)
     predictions = pl.DataFrame(
         {
             "review": review_rows.astype(np.int64),  # row in data/interim/reviews/test.parquet
             "label": labels.astype(np.int8),
-            "probability": probs,
-            "predicted": labels_at(probs, model_file.threshold).astype(np.int8),
+            # two classes: the positive class's; more: the chosen class's
+            "probability": probs if probs.ndim == 1 else probs[np.arange(len(probs)), predicted],
+            "predicted": predicted.astype(np.int8),
             "length": lengths,
         }
     )
@@ -114,10 +124,18 @@ def main() -> None:
     check_raw_text_path(model_file, sample_texts, probs[: len(sample_texts)])
 
     registry = log_report(
-        params, experiment_id, result, tables, sample_texts[:2], manifest, test_split_digest(texts, labels)
+        params,
+        experiment_id,
+        result,
+        tables,
+        sample_texts[:2],
+        manifest,
+        test_split_digest(texts, labels),
+        model_file.classes,
     )
+    f1 = "F1" if probs.ndim == 1 else f"{len(model_file.classes)} classes, macro F1"
     print(
-        f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, F1 {result['f1']:.4f}, "
+        f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}, {f1} {result['f1']:.4f}, "
         f"ROC AUC {result['roc_auc']}, ECE {result['ece']:.4f} on {result['rows']} test reviews"
     )
     if parts:
@@ -146,6 +164,7 @@ def log_report(
     example_texts: list[str],
     manifest: dict,
     test_split: str,
+    names: tuple[str, ...],
 ) -> str | None:
     from pipeline.report.figures import report_figures
     from pipeline.tracking.evaluation_run import log_evaluation
@@ -159,8 +178,9 @@ def log_report(
         tables["calibration.csv"],
         tables["length_buckets.csv"],
         history,
+        names,
     )
-    return log_evaluation(params, experiment_id, result, figures, example_texts, manifest, test_split)
+    return log_evaluation(params, experiment_id, result, figures, example_texts, manifest, test_split, names)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ weights, into a logistic regression (pipeline.model.ngrams). Fitted on the clean
 tokens and scored on the LSTM's validation and test rows (the test file split by
 ``encode.val_fraction`` and ``encode.seed``, as the encode stage does). Writes
 ``data/processed/ngrams/`` (the weights, the bias, the validation rows' probabilities, from which
-train chooses the blend weight) and ``metrics/ngrams.json`` (``val_*`` and ``test_*``).
+train chooses the blend weight) and ``metrics/ngrams.json`` (``val_*`` and ``test_*``). With more
+than two classes it fits nothing and says so (the model is then the LSTM alone).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if __name__ == "__main__":  # run as a stage, not imported: nothing global chang
     answer_help(__doc__)  # at once: the imports below take seconds
     pin_code_paths()  # before NumPy and scikit-learn load: they pick their code paths then
 
+import json
 import sys
 
 import numpy as np
@@ -32,6 +34,16 @@ from pipeline.report.metrics import classification_metrics
 def main() -> None:
     params, _ = stage_params(__doc__)
     settings = params.ngrams
+    classes = len(params.data.classes)
+    if classes > 2:  # NB log-count ratios are one class against the other
+        with atomic_path(paths.NGRAMS_DIR) as tmp:
+            tmp.mkdir(parents=True)
+            (tmp / "model.json").write_text(json.dumps({"fitted": False, "classes": classes}) + "\n")
+        write_json(paths.METRICS_DIR / "ngrams.json", {"fitted": False, "classes": classes})
+        print(
+            f"ngrams: {classes} classes: the n-gram model is for two, so none is fitted (the model is the LSTM alone)"
+        )
+        return
     train_tokens, train_labels = read_tokens(paths.TOKENS_DIR / "train.parquet")
     test_tokens, test_labels = read_tokens(paths.TOKENS_DIR / "test.parquet")
     if len(np.unique(train_labels)) < 2:

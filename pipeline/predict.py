@@ -68,6 +68,8 @@ def predict_with_mlflow(model_uri: str, texts: list[str], threshold: float | Non
     except Exception as err:  # MLflow raises several types for a bad URI
         raise StageError(f"cannot load MLflow model {model_uri!r}: {str(err).splitlines()[0]}") from None
     result = model.predict(pd.DataFrame({"text": texts})).to_dict(orient="list")
+    if threshold is not None and "probabilities" in result:
+        raise StageError("--threshold is for a two-class model: this one picks the most probable of its classes")
     if threshold is not None:
         known = [label is not None for label in result["label"]]  # None: no known words
         labels = labels_at([p if k else 0.0 for p, k in zip(result["probability"], known, strict=True)], threshold)
@@ -121,13 +123,20 @@ def main() -> None:
     else:
         from pipeline.model.inference import Predictor
 
-        result = Predictor.from_path(args.model).predict(texts, args.threshold)
-    rows = zip(texts, result["probability"], result["label"], result["sentiment"], strict=True)
-    for text, prob, label, sentiment in rows:
+        predictor = Predictor.from_path(args.model)
+        if args.threshold is not None and "probabilities" in predictor.output_columns():
+            raise StageError("--threshold is for a two-class model: this one picks the most probable of its classes")
+        result = predictor.predict(texts, args.threshold)
+    each_class = result.get("probabilities", [None] * len(texts))
+    rows = zip(texts, result["probability"], result["label"], result["sentiment"], each_class, strict=True)
+    for text, prob, label, sentiment, probs in rows:
         known = label is not None
         if args.json:
-            prob = round(prob, 6) if known else None
-            print(json.dumps({"text": text, "probability": prob, "label": label, "sentiment": sentiment}))
+            record = {"text": text, "probability": round(prob, 6) if known else None, "label": label}
+            record["sentiment"] = sentiment
+            if "probabilities" in result:
+                record["probabilities"] = [round(p, 6) for p in probs] if known else None
+            print(json.dumps(record))
         else:
             shown = text if len(text) <= 70 else text[:67] + "..."
             print(f"{sentiment:8}  {prob:.4f}  {shown}" if known else f"{sentiment}  {shown}")

@@ -1,10 +1,11 @@
 """train: shards -> LSTM classifier (``models/model.pt``), tracked in MLflow.
 
 One readable loop (:func:`train_model`): shuffled mini-batches, optionally bucketed by length and
-each trimmed to its longest review (pipeline.model.batching), ``BCEWithLogitsLoss``, Adam, grad-norm
-clipping, an optional LR schedule, validation every ``eval_every`` steps and after each epoch,
-the weights with the best validation loss kept, early stopping after ``patience`` validations
-without improvement, and a checkpoint at every validation that ``train.resume`` continues from
+each trimmed to its longest review (pipeline.model.batching), ``BCEWithLogitsLoss`` (cross-entropy
+for more than two classes), Adam, grad-norm clipping, an optional LR schedule, validation every
+``eval_every`` steps and after each epoch, the weights with the best validation loss kept, early
+stopping after ``patience`` validations without improvement, and a checkpoint at every
+validation that ``train.resume`` continues from
 (pipeline.model.checkpoint). On a GPU it uses autocast (``train.precision``) and no host
 synchronisation per step; on a CPU it is deterministic for a seed. Under ``torchrun`` every
 process takes its share of each batch with DistributedDataParallel (pipeline.model.devices); only rank
@@ -52,7 +53,7 @@ from pipeline.model.batching import EpochPlan, Split, keep_ids_on_host
 from pipeline.model.checkpoint import TrainState, fingerprint, load_checkpoint, save_checkpoint
 from pipeline.model.decision import labels_at
 from pipeline.model.devices import all_reduce, autocast, end_processes, start_processes, training_autocast, world
-from pipeline.model.inference import evaluate_split
+from pipeline.model.inference import evaluate_split, loss_of
 from pipeline.model.model_file import save_model_file
 from pipeline.model.network import LSTMClassifier, ModelConfig, count_parameters, start_from
 from pipeline.model.ngrams import blend_on_validation, load_ngram_stage
@@ -61,9 +62,10 @@ from pipeline.model.optimization import make_optimizer, make_scheduler
 HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "val_accuracy")
 
 
-def model_config(params: TrainParams, manifest: dict) -> ModelConfig:
+def model_config(params: TrainParams, manifest: dict, num_classes: int = 2) -> ModelConfig:
     """The network ``train`` params describe, for the shards of ``manifest``."""
     return ModelConfig(
+        num_classes=num_classes,
         vocab_size=manifest["vocab_size"],
         embedding_dim=params.embedding_dim,
         hidden_sizes=params.layer_widths(),
@@ -142,7 +144,6 @@ def train_model(
         for row in state.history:
             on_eval(row)
     my_val = val.share(rank, processes)
-    loss_fn = nn.BCEWithLogitsLoss()
     adversarial = params.adversarial_epsilon > 0
     running_loss, running_steps = torch.zeros((), device=device), 0
     started = time.perf_counter()
@@ -161,13 +162,13 @@ def train_model(
         for index in progress:
             ids, labels = plan.batch(train, index, config.pad)
             with autocast(device, dtype), keeping_embedded(model.embedding, adversarial) as embedded:
-                loss = loss_fn(trained(ids).float(), labels)
+                loss = loss_of(trained(ids).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if adversarial:  # the same batch again, its embedded tokens pushed the way that raises the loss
                 push = perturbation(embedded[0], params.adversarial_epsilon, model.embedding)
                 with autocast(device, dtype), perturbed(model.embedding, push):
-                    scaler.scale(loss_fn(trained(ids).float(), labels)).backward()
+                    scaler.scale(loss_of(trained(ids).float(), labels)).backward()
             if epoch < params.freeze_pretrained_epochs:
                 for name in pretrained_names:  # Adam leaves a parameter without a gradient as it is
                     model.get_parameter(name).grad = None
@@ -274,7 +275,10 @@ def main() -> None:
     device = start_processes(params.train.device)
     rank, processes = world()
     train, val, manifest = load_splits(device, params.train.data_placement)
-    config = model_config(params.train, manifest)
+    classes = params.data.class_names()
+    if int(max(train.labels.max(), val.labels.max())) >= len(classes):
+        raise StageError(f"the shards hold more classes than data.classes' {len(classes)}: re-run dvc repro")
+    config = model_config(params.train, manifest, len(classes))
     if rank == 0:
         where = ", token ids on the host" if train.ids_on_host and device.type == "cuda" else ""
         print(f"train: {len(train)} reviews, validation: {len(val)}, device: {device}, processes: {processes}{where}")
@@ -282,7 +286,10 @@ def main() -> None:
     vocab = load_vocab(paths.VOCAB_FILE)
     preprocessing = Preprocessing.from_dict(manifest)
     pretrained = load_pretrained(params.train, manifest["vocab_size"])
-    ngrams, ngram_val = load_ngram_stage(paths.NGRAMS_DIR, len(val)) if params.train.blend else (None, None)
+    blend = params.train.blend and len(classes) == 2
+    if params.train.blend and not blend and rank == 0:
+        print(f"train: {len(classes)} classes: the n-gram blend is for two, so the model is the LSTM alone")
+    ngrams, ngram_val = load_ngram_stage(paths.NGRAMS_DIR, len(val)) if blend else (None, None)
     resume_key = fingerprint(params.train, manifest, pretrained)
     extra = {"model.parameters": count_parameters(LSTMClassifier(config)), "processes": processes}
     with training_run(params, manifest, extra, enabled=rank == 0) as run:
@@ -294,7 +301,9 @@ def main() -> None:
                 lstm_val = evaluate_split(model, val, params.train.batch_size * 4)[1]
                 summary |= blend_on_validation(val.labels.cpu().numpy(), lstm_val, ngram_val, params.train.threshold)
             weight = summary.get("blend_weight", 0.0)
-            save_model_file(paths.MODEL_FILE, model, vocab, preprocessing, params.train.threshold, ngrams, weight)
+            save_model_file(
+                paths.MODEL_FILE, model, vocab, preprocessing, params.train.threshold, ngrams, weight, classes
+            )
             write_history(history, paths.PLOTS_DIR / "training.csv")
             write_json(paths.METRICS_DIR / "train.json", summary)
             artifacts = [paths.VOCAB_FILE, params_file, paths.SHARDS_DIR / "manifest.json"]

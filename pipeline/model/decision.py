@@ -1,20 +1,35 @@
-"""From a probability of "positive" to a label and a sentiment: the one place that decides.
+"""The label space and the decision, from a model's probabilities to a class: the one place that decides.
 
-A review is positive (label 1) when its probability is at or above the model's threshold
-(``train.threshold``, stored in the model file); NumPy only, for metrics and serving alike.
+Two classes (the default, negative and positive): the model gives one probability per review,
+that of the second class, and a review is in it (label 1) when that probability is at or above
+the model's threshold (``train.threshold``, stored in the model file). More classes: the model
+gives each class's probability (``[reviews, classes]``, rows summing to 1) and a review is in its
+most probable class (the first of a tie). Class ids follow ``data.classes``' order; NumPy only,
+for metrics and serving alike.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-SENTIMENTS = ("negative", "positive")  # by label
+SENTIMENTS = ("negative", "positive")  # the default classes' names, by label
 
 
 def labels_at(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """1 where ``probs >= threshold``, else 0 (int64)."""
-    return (np.asarray(probs) >= threshold).astype(np.int64)
+    """The class id of each review (int64): for two classes (``probs`` one per review) 1 where
+    ``probs >= threshold``, else 0; for more (``probs`` ``[reviews, classes]``) the most probable."""
+    probs = np.asarray(probs)
+    if probs.ndim == 2:
+        return probs.argmax(axis=1).astype(np.int64)
+    return (probs >= threshold).astype(np.int64)
 
 
-def sentiments(labels: np.ndarray) -> list[str]:
-    return [SENTIMENTS[int(label)] for label in labels]
+def class_probabilities(probs: np.ndarray) -> np.ndarray:
+    """``[reviews, classes]`` for either form (two classes: ``1 - p`` and ``p``)."""
+    probs = np.asarray(probs, np.float64)
+    return probs if probs.ndim == 2 else np.stack([1 - probs, probs], axis=1)
+
+
+def sentiments(labels: np.ndarray, names: tuple[str, ...] = SENTIMENTS) -> list[str]:
+    """Each class id's name."""
+    return [names[int(label)] for label in labels]

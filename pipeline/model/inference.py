@@ -33,13 +33,14 @@ NO_KNOWN_WORDS = "no known words"  # the sentiment of a review none of whose tok
 
 @torch.no_grad()
 def score(model: LSTMClassifier, split: Split, batch_size: int, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The logit of every row of ``split``, in the split's order, on the model's device (no host
+    """The logit(s) of every row of ``split``, in the split's order, on the model's device (no host
     synchronisation). The model's mode is restored afterwards."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     by_length = np.argsort(split.host_lengths, kind="stable")
-    logits = torch.zeros(len(split), device=device)
+    outputs = model.config.outputs
+    logits = torch.zeros((len(split), outputs) if outputs > 1 else len(split), device=device)
     for start in range(0, len(split), batch_size):
         host_rows = by_length[start : start + batch_size]
         rows = torch.from_numpy(host_rows).to(device)
@@ -53,10 +54,21 @@ def score(model: LSTMClassifier, split: Split, batch_size: int, dtype: torch.dty
 def evaluate_split(
     model: LSTMClassifier, split: Split, batch_size: int, dtype: torch.dtype | None = None
 ) -> tuple[float, np.ndarray]:
-    """Mean BCE loss and the positive-class probabilities for every row, in the split's order."""
+    """The mean loss and the probabilities of every row, in the split's order: for two classes
+    BCE and the positive class's probability, for more cross-entropy and ``[rows, classes]``."""
     logits = score(model, split, batch_size, dtype)
-    loss = nn.functional.binary_cross_entropy_with_logits(logits, split.labels)
-    return float(loss), torch.sigmoid(logits).cpu().numpy()
+    return float(loss_of(logits, split.labels)), probabilities_of(logits).cpu().numpy()
+
+
+def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The training loss: BCE on one logit per review, cross-entropy on one per class."""
+    if logits.dim() == 1:
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    return nn.functional.cross_entropy(logits, labels.long())
+
+
+def probabilities_of(logits: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(logits) if logits.dim() == 1 else torch.softmax(logits, dim=1)
 
 
 class Predictor:
@@ -100,15 +112,18 @@ class Predictor:
 
     def lstm_probabilities(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         if not len(ids):
-            return np.zeros(0, np.float32)
+            outputs = self.model.config.outputs
+            return np.zeros((0, outputs) if outputs > 1 else 0, np.float32)
         unlabelled = Split.from_numpy(ids, np.zeros(len(ids), np.float32), lengths, self.device)
-        return torch.sigmoid(score(self.model, unlabelled, self.batch_size)).cpu().numpy()
+        return probabilities_of(score(self.model, unlabelled, self.batch_size)).cpu().numpy()
 
     def predict(self, texts: list[str], threshold: float | None = None) -> dict[str, list]:
         """``probability``, ``label`` and ``sentiment`` per review, at the model's threshold
-        unless another is given. A review without a single token of the vocabulary (empty once
-        cleaned, or all unknown words) gets no probability or label and the sentiment
-        ``"no known words"``: the model would only be guessing.
+        unless another is given; for more than two classes ``probability`` is that of the chosen
+        class, ``label`` its id, ``sentiment`` its name, and ``probabilities`` each class's, in
+        the model's class order. A review without a single token of the vocabulary (empty once
+        cleaned, or all unknown words) gets no probability or label and the sentiment ``"no
+        known words"``: the model would only be guessing.
 
         The reviews go through in chunks of ``CHUNK_ROWS``, which bounds the memory, and which
         pipeline.model.scoring cuts a file into too: a review's batch then holds the same
@@ -116,19 +131,30 @@ class Predictor:
         chunks = [
             self._predict(texts[start : start + CHUNK_ROWS], threshold) for start in range(0, len(texts), CHUNK_ROWS)
         ]
-        return {
-            key: [value for chunk in chunks for value in chunk[key]] for key in ("probability", "label", "sentiment")
-        }
+        keys = self.output_columns()
+        return {key: [value for chunk in chunks for value in chunk[key]] for key in keys}
+
+    def output_columns(self) -> tuple[str, ...]:
+        base = ("probability", "label", "sentiment")
+        return base if self.model.config.outputs == 1 else (*base, "probabilities")
 
     def _predict(self, texts: list[str], threshold: float | None) -> dict[str, list]:
         probs, known = self._scored(texts)
         probs = probs.astype(np.float64)
         labels = labels_at(probs, self.threshold if threshold is None else threshold)
-        return {
-            "probability": [float(p) if k else None for p, k in zip(probs, known, strict=True)],
+        chosen = probs[np.arange(len(probs)), labels] if probs.ndim == 2 else probs
+        result = {
+            "probability": [float(p) if k else None for p, k in zip(chosen, known, strict=True)],
             "label": [int(label) if k else None for label, k in zip(labels, known, strict=True)],
-            "sentiment": [s if k else NO_KNOWN_WORDS for s, k in zip(sentiments(labels), known, strict=True)],
+            "sentiment": [
+                s if k else NO_KNOWN_WORDS for s, k in zip(sentiments(labels, self.file.classes), known, strict=True)
+            ],
         }
+        if probs.ndim == 2:
+            result["probabilities"] = [
+                [float(p) for p in row] if k else None for row, k in zip(probs, known, strict=True)
+            ]
+        return result
 
 
 def check_texts(values: list) -> list[str]:

@@ -4,7 +4,9 @@ A dict of plain tensors and primitives (it loads with ``torch.load(..., weights_
 ``format_version``; ``model``, the config that rebuilds the network (pipeline.model.network), less the
 padding side, which is the preprocessing's; ``weights``; ``vocab``, the tokens by id;
 ``preprocessing`` (pipeline.data.text.Preprocessing: cleaning, tokenizing, ``seq_len``, truncation,
-padding, as the shards were made); ``threshold``, the probability from which a review is positive.
+padding, as the shards were made); ``threshold``, the probability from which a review is positive;
+``classes``, the class names by id, unless they are the default negative and positive (the
+network's config then has ``num_classes``, unless it is 2).
 Format 3 adds the n-gram model blended with the LSTM (pipeline.model.ngrams): ``ngrams``
 (``weights``, ``ngram_max``, ``bias``) and ``blend_weight``; a file of the LSTM alone stays format 2.
 Predict, the MLflow model and evaluate read only this file, never params.yaml.
@@ -22,6 +24,7 @@ import torch
 from pipeline.core.cli import StageError
 from pipeline.data.files import atomic_path
 from pipeline.data.text import Preprocessing
+from pipeline.model.decision import SENTIMENTS
 from pipeline.model.network import LSTMClassifier, ModelConfig
 from pipeline.model.ngrams import NgramModel
 
@@ -39,6 +42,7 @@ class ModelFile:
     threshold: float
     ngrams: NgramModel | None = None
     blend_weight: float = 0.0  # of the n-gram model's probability in the blend
+    classes: tuple[str, ...] = SENTIMENTS  # the class names, by id
 
     def build(self, device: str | torch.device = "cpu") -> LSTMClassifier:
         """The network with these weights, on ``device``, in eval mode."""
@@ -55,7 +59,10 @@ def save_model_file(
     threshold: float,
     ngrams: NgramModel | None = None,
     blend_weight: float = 0.0,
+    classes: tuple[str, ...] = SENTIMENTS,
 ) -> None:
+    if len(classes) != model.config.num_classes:
+        raise ValueError(f"{len(classes)} class names for a model of {model.config.num_classes} classes")
     config = model.config.to_dict()
     if config.pop("pad") != preprocessing.pad:
         raise ValueError(f"the model pads on the {model.config.pad}, the preprocessing on the {preprocessing.pad}")
@@ -71,6 +78,8 @@ def save_model_file(
         weights = torch.from_numpy(ngrams.weights)
         payload["ngrams"] = {"weights": weights, "ngram_max": ngrams.ngram_max, "bias": float(ngrams.bias)}
         payload["blend_weight"] = float(blend_weight)
+    if tuple(classes) != SENTIMENTS:
+        payload["classes"] = list(classes)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -99,12 +108,17 @@ def load_model_file(path: str | Path) -> ModelFile:
             f"use the version of lstm-sentiment that wrote it, or {RETRAIN}"
         )
     preprocessing = Preprocessing.from_dict(payload["preprocessing"])
+    config = ModelConfig(**payload["model"], pad=preprocessing.pad)
+    classes = tuple(payload.get("classes", SENTIMENTS))
+    if len(classes) != config.num_classes or not all(isinstance(name, str) for name in classes):
+        raise StageError(f"{path}: its class names do not match its {config.num_classes} classes: {RETRAIN}")
     return ModelFile(
-        config=ModelConfig(**payload["model"], pad=preprocessing.pad),
+        config=config,
         weights=payload["weights"],
         vocab=payload["vocab"],
         preprocessing=preprocessing,
         threshold=payload["threshold"],
+        classes=classes,
         **(read_ngrams(path, payload) if version == FORMAT_VERSION else {}),
     )
 

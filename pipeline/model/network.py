@@ -1,11 +1,12 @@
 """The classifier: Embedding -> (dropout) -> stacked (optionally bidirectional) LSTM -> pooling -> dropout -> Linear.
 
-It returns one logit per review (train with ``BCEWithLogitsLoss``; ``sigmoid`` gives the
-probability of "positive"). Each batch starts from a zero hidden state, so nothing leaks
-between unrelated reviews. The head reads (``pooling``) either the last *real* step (forward
-direction at the last real token, backward direction at the first; the tutorial read the last
-padded position instead), the mean or max over the real steps, or all three side by side
-(``concat``, ULMFiT's concat pooling); never a padding position.
+For two classes it returns one logit per review (train with ``BCEWithLogitsLoss``; ``sigmoid``
+gives the probability of the second class, "positive"); for more, one logit per class
+(``CrossEntropyLoss``; ``softmax`` gives each class's probability). Each batch starts from a
+zero hidden state, so nothing leaks between unrelated reviews. The head reads (``pooling``)
+either the last *real* step (forward direction at the last real token, backward direction at
+the first; the tutorial read the last padded position instead), the mean or max over the real
+steps, or all three side by side (``concat``, ULMFiT's concat pooling); never a padding position.
 Stacked layers may differ in width (``hidden_sizes``, e.g. 128 then 64).
 
 Padding never touches the result: rows are moved to right padding inside ``forward``, the
@@ -58,13 +59,22 @@ class ModelConfig:
     pooling: Literal["last", "mean", "max", "concat"] = "last"
     pad: Literal["left", "right"] = "left"
     pad_id: int = 0
+    num_classes: int = 2
 
     def __post_init__(self):
         # a config read back from model.pt or JSON holds a list
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
 
+    @property
+    def outputs(self) -> int:
+        """Logits per review: one for two classes, else one per class."""
+        return 1 if self.num_classes == 2 else self.num_classes
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        config = asdict(self)
+        if config["num_classes"] == 2:  # a two-class model's file is as it always was; a reader takes 2
+            del config["num_classes"]
+        return config
 
 
 def to_right_padding(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -99,10 +109,11 @@ class LSTMClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         pooled = 3 if config.pooling == "concat" else 1
-        self.head = nn.Linear(config.hidden_sizes[-1] * directions * pooled, 1)
+        self.head = nn.Linear(config.hidden_sizes[-1] * directions * pooled, config.outputs)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """``ids``: int tensor ``[batch, time]`` padded with ``pad_id`` -> logits ``[batch]``."""
+        """``ids``: int tensor ``[batch, time]`` padded with ``pad_id`` -> logits ``[batch]`` (two
+        classes) or ``[batch, classes]``."""
         ids = ids.long()
         lengths = (ids != self.config.pad_id).sum(dim=1)
         if self.config.pad == "left":
@@ -122,7 +133,8 @@ class LSTMClassifier(nn.Module):
                     x = torch.cat([forward_out, backward_out], dim=2)
                 else:
                     x = forward_out
-        return self.head(self.dropout(self.pool(x, lengths))).squeeze(-1)
+        logits = self.head(self.dropout(self.pool(x, lengths)))
+        return logits.squeeze(-1) if self.config.outputs == 1 else logits
 
     def pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The head's input from the last layer's outputs ``[batch, time, features]``, real steps only."""

@@ -32,6 +32,7 @@ def score_file(predictor: Predictor, path: Path, fmt: str, columns: Columns, out
         [("row", pa.int64())]
         + [(name, pa.large_string()) for name in columns.keep]
         + [("probability", pa.float64()), ("label", pa.int8()), ("sentiment", pa.large_string())]
+        + ([("probabilities", pa.list_(pa.float64()))] if "probabilities" in predictor.output_columns() else [])
     )
     progress = tqdm(desc=f"score {path.name}", unit=" reviews", leave=False, disable=None)
     with atomic_path(output) as tmp, progress, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
@@ -71,8 +72,12 @@ def score_frame(predictor: Predictor, frame: pl.DataFrame, keep: tuple[str, ...]
         .when(pl.col("text").fill_null("") == "")
         .then(pl.lit("empty text"))
     )
+    each_class = ["probabilities"] if "probabilities" in result else []
     return frame.with_columns(
         pl.Series("probability", result["probability"], pl.Float64),
         pl.Series("label", result["label"], pl.Int8),
         pl.Series("sentiment", result["sentiment"], pl.String),
-    ).select("row", *keep, "probability", "label", pl.coalesce(reason, pl.col("sentiment")).alias("sentiment"))
+        *(pl.Series("probabilities", result["probabilities"], pl.List(pl.Float64)) for _ in each_class),
+    ).select(
+        "row", *keep, "probability", "label", pl.coalesce(reason, pl.col("sentiment")).alias("sentiment"), *each_class
+    )

@@ -11,6 +11,8 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # not pyplot: no display, no backend, nothing kept open
 
+from pipeline.report.metrics import confusion_counts
+
 SIZE = (5, 4)
 
 
@@ -47,20 +49,21 @@ def calibration_figure(calibration: pl.DataFrame, ece: float) -> Figure:
     return figure
 
 
-def confusion_figure(tn: int, fp: int, fn: int, tp: int) -> Figure:
+def confusion_figure(counts: np.ndarray, names: tuple[str, ...]) -> Figure:
+    """Rows actual, columns predicted, in the classes' order."""
     figure = Figure(figsize=SIZE, layout="constrained")
     axes = figure.subplots()
-    counts = np.array([[tn, fp], [fn, tp]])
     axes.imshow(counts, cmap="Blues")
     for (row, column), count in np.ndenumerate(counts):
         colour = "white" if count > counts.max() / 2 else "black"
         axes.text(column, row, str(count), ha="center", va="center", color=colour)
+    ticks = list(range(len(names)))
     axes.set(
         title="Confusion matrix",
-        xticks=[0, 1],
-        yticks=[0, 1],
-        xticklabels=["negative", "positive"],
-        yticklabels=["negative", "positive"],
+        xticks=ticks,
+        yticks=ticks,
+        xticklabels=list(names),
+        yticklabels=list(names),
         xlabel="predicted",
         ylabel="actual",
     )
@@ -95,11 +98,10 @@ def report_figures(
     calibration: pl.DataFrame,
     buckets: pl.DataFrame,
     history: pl.DataFrame | None,
+    names: tuple[str, ...] = ("negative", "positive"),
 ) -> dict[str, Figure]:
     figures = {
-        "confusion.png": confusion_figure(
-            metrics["true_negatives"], metrics["false_positives"], metrics["false_negatives"], metrics["true_positives"]
-        ),
+        "confusion.png": confusion_figure(confusion_counts(metrics, names), names),
         "calibration.png": calibration_figure(calibration, metrics["ece"]),
         "length_buckets.png": length_figure(buckets),
     }

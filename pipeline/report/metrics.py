@@ -3,10 +3,15 @@
 For the positive class at a decision threshold: loss (BCE), accuracy, precision, recall, F1, ROC
 AUC, PR AUC (average precision), expected calibration error, the confusion matrix, and accuracy by
 review length; plus the ROC, precision-recall, reliability and length tables for the plots.
-Evaluate and the TF-IDF baseline both report with it.
+For more than two classes (:func:`multiclass_metrics`): accuracy, macro and weighted F1, each
+class's precision, recall and F1, log loss, the top class's calibration error, one-vs-rest ROC AUC
+(macro), the confusion counts, and for ordinal classes the mean absolute error in classes and the
+accuracy within one class. Evaluate and the TF-IDF baseline both report with it.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import polars as pl
@@ -42,6 +47,63 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, threshold: flo
         "true_positives": int(tp),
         "rows": int(len(labels)),
     }
+
+
+def class_key(name: str) -> str:
+    """A class name as part of a metric's key: ``"5 stars"`` -> ``5_stars``."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "class"
+
+
+def multiclass_metrics(labels: np.ndarray, probs: np.ndarray, names: tuple[str, ...], ordinal: bool = False) -> dict:
+    """The report for ``probs`` ``[reviews, classes]`` (flat dict: one key per number, so ``dvc
+    metrics diff`` shows each)."""
+    labels = labels.astype(int)
+    ids = list(range(len(names)))
+    predicted = labels_at(probs, 0.5)
+    clipped = np.clip(np.asarray(probs, np.float64), 1e-7, 1)
+    confidence = probs.max(axis=1)
+    all_classes = len(np.unique(labels)) == len(names)
+    result = {
+        "loss": round(float(-np.mean(np.log(clipped[np.arange(len(labels)), labels]))), 6),
+        "accuracy": round(float(skm.accuracy_score(labels, predicted)), 6),
+        "f1": round(float(skm.f1_score(labels, predicted, labels=ids, average="macro", zero_division=0)), 6),
+        "weighted_f1": round(
+            float(skm.f1_score(labels, predicted, labels=ids, average="weighted", zero_division=0)), 6
+        ),
+        "roc_auc": round(float(skm.roc_auc_score(labels, probs, multi_class="ovr", labels=ids)), 6)
+        if all_classes
+        else None,
+        "ece": round(expected_calibration_error((predicted == labels).astype(int), confidence), 6),
+    }
+    precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    keys = [class_key(name) for name in names]
+    for key, p, r, f, n in zip(keys, precision, recall, f1, support, strict=True):
+        result |= {f"precision_{key}": round(float(p), 6), f"recall_{key}": round(float(r), 6)}
+        result |= {f"f1_{key}": round(float(f), 6), f"rows_{key}": int(n)}
+    counts = skm.confusion_matrix(labels, predicted, labels=ids)
+    for (actual, guessed), n in np.ndenumerate(counts):
+        result[f"confusion_{keys[actual]}_as_{keys[guessed]}"] = int(n)
+    if ordinal:
+        errors = np.abs(predicted - labels)
+        result |= {
+            "mae_classes": round(float(errors.mean()), 6),
+            "accuracy_within_1": round(float((errors <= 1).mean()), 6),
+        }
+    result["rows"] = int(len(labels))
+    return result
+
+
+def confusion_counts(result: dict, names: tuple[str, ...]) -> np.ndarray:
+    """The confusion matrix (rows actual, columns predicted) back from a report's flat keys."""
+    if len(names) == 2 and "true_positives" in result:
+        return np.array(
+            [
+                [result["true_negatives"], result["false_positives"]],
+                [result["false_negatives"], result["true_positives"]],
+            ]
+        )
+    keys = [class_key(name) for name in names]
+    return np.array([[result[f"confusion_{a}_as_{b}"] for b in keys] for a in keys])
 
 
 def calibration_table(labels: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS) -> pl.DataFrame:
@@ -115,19 +177,33 @@ def pr_points(labels: np.ndarray, probs: np.ndarray) -> pl.DataFrame:
 
 
 def evaluation_report(
-    labels: np.ndarray, probs: np.ndarray, lengths: np.ndarray, threshold: float, bucket_edges: list[int]
+    labels: np.ndarray,
+    probs: np.ndarray,
+    lengths: np.ndarray,
+    threshold: float,
+    bucket_edges: list[int],
+    names: tuple[str, ...] = ("negative", "positive"),
+    ordinal: bool = False,
 ) -> tuple[dict, dict[str, pl.DataFrame]]:
-    """The flat metrics of ``metrics/eval.json`` and the plot tables, by file name under ``plots/``."""
-    result = classification_metrics(labels, probs, threshold)
+    """The flat metrics of ``metrics/eval.json`` and the plot tables, by file name under ``plots/``
+    (for more than two classes the reliability table is the top class's: its probability against
+    the share of reviews it got right)."""
+    multiclass = np.ndim(probs) == 2
     predicted = labels_at(probs, threshold)
+    if multiclass:
+        result = multiclass_metrics(labels, probs, names, ordinal)
+        calibration = calibration_table((predicted == labels).astype(int), probs.max(axis=1))
+    else:
+        result = classification_metrics(labels, probs, threshold)
+        calibration = calibration_table(labels, probs)
     buckets = length_buckets(lengths, predicted == labels, tuple(bucket_edges))
     result.update(dict(zip(buckets["metric"], buckets["accuracy"], strict=True)))
     tables = {
         "confusion.csv": pl.DataFrame({"actual": labels.astype(int), "predicted": predicted}),
-        "calibration.csv": calibration_table(labels, probs),
+        "calibration.csv": calibration,
         "length_buckets.csv": buckets.drop("metric"),
     }
-    if result["roc_auc"] is not None:
+    if result["roc_auc"] is not None and not multiclass:
         tables["roc.csv"] = roc_points(labels, probs)
         tables["pr.csv"] = pr_points(labels, probs)
     return result, tables

@@ -58,6 +58,7 @@ def log_evaluation(
     example_texts: list[str],
     manifest: dict,
     test_split: str,
+    names: tuple[str, ...] = ("negative", "positive"),
 ) -> str | None:
     """On the MLflow run that produced models/model.pt (in ``experiment_id``, which the stage
     opened with use_experiment before writing anything): the test metrics (``test_*``), the
@@ -83,7 +84,7 @@ def log_evaluation(
             trained_on = mlflow.get_run(run_id).inputs.dataset_inputs if run_id else []
             digest = next((i.dataset.digest for i in trained_on if i.dataset.name.startswith("shards/")), None)
             log_shard_datasets(paths.SHARDS_DIR, manifest, ("test",), digest)
-            model_info = log_text_model(example_texts)
+            model_info = log_text_model(example_texts, len(names))
             if params.mlflow.registered_model is None:
                 return None
             return register(
@@ -96,17 +97,21 @@ def log_evaluation(
             )
 
 
-def log_text_model(example_texts: list[str]) -> mlflow.models.model.ModelInfo:
+def log_text_model(example_texts: list[str], classes: int = 2) -> mlflow.models.model.ModelInfo:
     """models/model.pt as a pyfunc that takes raw text (pipeline/tracking/pyfunc.py, "models from
     code", with the pipeline package as its code)."""
     import pandas as pd
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import Array
 
     package = Path(__file__).parents[1]  # pipeline/
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", "text")]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]),
+        outputs=Schema(
+            [ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]
+            + ([ColSpec(Array(DataType.double), "probabilities")] if classes > 2 else [])
+        ),
     )
     return mlflow.pyfunc.log_model(
         name="model",

@@ -4,7 +4,9 @@ The evaluate stage logs this file with models/model.pt as the artifact ``model``
 ``pipeline`` package as code, so the model loads anywhere with ``mlflow.pyfunc.load_model`` and
 serves with ``mlflow models serve``. Input: a DataFrame with a ``text`` column of review
 strings. Output: ``probability`` (of positive), ``label`` (1 positive, 0 negative) and
-``sentiment`` ("positive"/"negative"), at the threshold stored in the model file
+``sentiment`` ("positive"/"negative"), at the threshold stored in the model file; for more than
+two classes ``probability`` is the chosen class's, ``label`` its id, ``sentiment`` its name and
+``probabilities`` each class's, in the model's class order
 (pipeline.model.inference.Predictor, as ``python -m pipeline.predict``). A record whose text is not a
 non-empty string is refused (HTTP 400 from ``mlflow models serve``, naming the record); a review
 with no word the model knows gets no probability or label and the sentiment "no known words".
