@@ -37,9 +37,15 @@ def review(rng: random.Random, label: int, classes: int) -> str:
     )
 
 
-def rows(classes: int, count: int, seed: int) -> list[tuple[int, str]]:
+def rows(classes: int, count: int, seed: int, noise: float = 0.1) -> list[tuple[int, str]]:
+    """``count`` reviews, a share ``noise`` of them labelled at random (as real labels are noisy)."""
     rng = random.Random(seed)
-    return [(label, review(rng, label, classes)) for label in (rng.randrange(classes) for _ in range(count))]
+    result = []
+    for _ in range(count):
+        label = rng.randrange(classes)
+        text = review(rng, label, classes)
+        result.append((rng.randrange(classes) if rng.random() < noise else label, text))
+    return result
 
 
 def repro(root, env, data: dict) -> str:

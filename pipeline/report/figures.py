@@ -105,10 +105,11 @@ def report_figures(
         "calibration.png": calibration_figure(calibration, metrics["ece"]),
         "length_buckets.png": length_figure(buckets),
     }
+    binary = len(names) == 2  # more classes: the curves are micro-averaged, the report's AUC is macro
     if roc is not None:
-        figures["roc.png"] = roc_figure(roc, metrics["roc_auc"])
+        figures["roc.png"] = roc_figure(roc, metrics["roc_auc"] if binary else None)
     if pr is not None:
-        figures["pr.png"] = pr_figure(pr, metrics["pr_auc"])
+        figures["pr.png"] = pr_figure(pr, metrics["pr_auc"] if binary else None)
     if history is not None and history.height:
         figures["training.png"] = training_figure(history)
     return figures

@@ -187,7 +187,7 @@ def evaluation_report(
 ) -> tuple[dict, dict[str, pl.DataFrame]]:
     """The flat metrics of ``metrics/eval.json`` and the plot tables, by file name under ``plots/``
     (for more than two classes the reliability table is the top class's: its probability against
-    the share of reviews it got right)."""
+    the share of reviews it got right; the ROC and PR curves are one-vs-rest, micro-averaged)."""
     multiclass = np.ndim(probs) == 2
     predicted = labels_at(probs, threshold)
     if multiclass:
@@ -203,7 +203,8 @@ def evaluation_report(
         "calibration.csv": calibration,
         "length_buckets.csv": buckets.drop("metric"),
     }
-    if result["roc_auc"] is not None and not multiclass:
-        tables["roc.csv"] = roc_points(labels, probs)
-        tables["pr.csv"] = pr_points(labels, probs)
+    if result["roc_auc"] is not None:  # more classes: micro-averaged, over every (review, class) pair
+        is_class = (labels[:, None] == np.arange(probs.shape[1])) if multiclass else labels
+        tables["roc.csv"] = roc_points(np.ravel(is_class), np.ravel(probs))
+        tables["pr.csv"] = pr_points(np.ravel(is_class), np.ravel(probs))
     return result, tables
