@@ -248,6 +248,12 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
                     f"most common reason: {top['reason'][0]!r}; first at line {first['line']}: "
                     f"{first['excerpt'][:80]!r}"
                 )
+            if split == "train" and len(data.classes) > 2 and not all(counts["classes"]):  # fastText; tables: above
+                number = counts["classes"].index(0) + 1
+                raise StageError(
+                    f"{source}: no {data.classes[number - 1].name!r} reviews: no line is labelled __label__{number} "
+                    f"(fastText lines name the class by its number in data.classes, from 1)"
+                )
             metrics[split] = {
                 "lines": counts["lines"],
                 "rows": counts["rows"],

@@ -209,3 +209,27 @@ def test_a_split_that_leaves_one_side_empty_stops_with_one_line(tmp_path):
         "(set data.test to a file of its own, or change the fraction)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_class_without_a_train_review_is_named_in_one_line(tmp_path):
+    (tmp_path / "train.txt").write_text("__label__1 bad\n__label__3 good\n")
+    (tmp_path / "test.txt").write_text("__label__1 bad\n")  # a small test file may lack a class
+    classes = [{"name": name, "labels": [name]} for name in ("negative", "neutral", "positive")]
+    data = DataParams(train=str(tmp_path / "train.txt"), test=str(tmp_path / "test.txt"), classes=classes)
+    with pytest.raises(StageError) as error:
+        ingest(data, tmp_path / "out")
+    assert str(error.value) == (
+        f"{tmp_path / 'train.txt'}: no 'neutral' reviews: no line is labelled __label__2 "
+        "(fastText lines name the class by its number in data.classes, from 1)"
+    )
+    (tmp_path / "train.txt").write_text("__label__1 bad\n__label__2 so so\n__label__3 good\n__label__4 what\n")
+    metrics = ingest(data.model_copy(update={"max_reject_fraction": 0.5}), tmp_path / "out")
+    assert metrics["train"]["class_fractions"] == {
+        "negative": round(1 / 3, 6),
+        "neutral": round(1 / 3, 6),
+        "positive": round(1 / 3, 6),
+    }
+    assert pl.read_parquet(tmp_path / "out" / "train.parquet")["label"].to_list() == [0, 1, 2]
+    assert pl.read_parquet(tmp_path / "out" / "rejects.parquet").select("line", "reason").rows() == [
+        (4, "unknown label")
+    ]
