@@ -3,7 +3,14 @@
     uv run python benchmarks/accuracy.py ../shared/data/imdb --recipe recipes/real-data.yaml --seeds 1 2 3
     uv run python benchmarks/accuracy.py ../shared/data/amazon_polarity --set train.init=random --seeds 1 2 3
 
-DATA is a folder with ``train.ft.txt.bz2`` and ``test.ft.txt.bz2``. The pipeline itself runs, with
+DATA is a folder with ``train.ft.txt.bz2`` and ``test.ft.txt.bz2``, or one file of reviews that
+ingest splits into train and test (``data.test`` set to it too; its format, columns and classes
+as ``--set`` params):
+
+    uv run python benchmarks/accuracy.py ../shared/data/twitter_entity/twitter_training.csv \
+      --recipe recipes/real-data.yaml --set data.header=false --set 'data.columns=[id,entity,sentiment,text]' \
+      --set data.label_column=sentiment --set data.max_reject_fraction=0.02 --set 'data.classes=[...]'
+ The pipeline itself runs, with
 DVC, in a work folder (a copy of this repository's tracked and untracked files, kept between
 calls): per seed, ``dvc repro`` with the recipe's params (a YAML mapping of dotted keys, then
 ``--set`` overrides) and ``train.seed`` set to that seed. Data, pretrain, ngrams and baseline stages run
@@ -82,22 +89,27 @@ def repro(work: Path) -> tuple[int, str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="folder with train.ft.txt.bz2 and test.ft.txt.bz2")
+    parser.add_argument(
+        "data", type=Path, help="folder with train.ft.txt.bz2 and test.ft.txt.bz2, or one file that ingest splits"
+    )
     parser.add_argument("--recipe", type=Path, help="YAML mapping of dotted params, e.g. recipes/real-data.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a param over the recipe")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--work-dir", type=Path, help="default: /tmp/lstm-sentiment-accuracy/<data folder name>")
     args = parser.parse_args()
-    train_file, test_file = (args.data / f"{split}.ft.txt.bz2" for split in ("train", "test"))
+    if args.data.is_file():  # no test file: data.test = data.train, ingest holds out data.test_fraction
+        train_file = test_file = args.data
+    else:
+        train_file, test_file = (args.data / f"{split}.ft.txt.bz2" for split in ("train", "test"))
     if not train_file.exists() or not test_file.exists():
-        sys.exit(f"{args.data}: needs train.ft.txt.bz2 and test.ft.txt.bz2")
+        sys.exit(f"{args.data}: needs train.ft.txt.bz2 and test.ft.txt.bz2, or is one file of reviews")
     overrides = yaml.safe_load(args.recipe.read_text()) if args.recipe else {}
     overrides.update((key, parse_value(value)) for key, value in (item.split("=", 1) for item in args.set))
     overrides.update({"data.train": str(train_file.resolve()), "data.test": str(test_file.resolve())})
-    work = args.work_dir or Path("/tmp/lstm-sentiment-accuracy") / args.data.resolve().name
+    work = args.work_dir or Path("/tmp/lstm-sentiment-accuracy") / args.data.resolve().name.split(".")[0]
     work.mkdir(parents=True, exist_ok=True)
     copy_repository(work)
-    print(f"{args.data}: {json.dumps({k: v for k, v in overrides.items() if not k.startswith('data.')})}")
+    print(f"{args.data}: {json.dumps({k: v for k, v in overrides.items() if k not in ('data.train', 'data.test')})}")
 
     accuracies = []
     for seed in args.seeds:
@@ -116,6 +128,8 @@ def main() -> None:
             if "blend_weight" in evaluation
             else ""
         )
+        if "weighted_f1" in evaluation:  # more than two classes
+            parts += f"; macro F1 {evaluation['f1']:.4f}"
         train = json.loads((work / "metrics" / "train.json").read_text())
         accuracies.append(accuracy)
         print(
@@ -123,12 +137,14 @@ def main() -> None:
             f"at step {train['best_step']}){parts}, {seconds:.0f} s: {ran or 'nothing run (cached)'}",
             flush=True,
         )
-    baseline = json.loads((work / "metrics" / "baseline.json").read_text())["test_accuracy"]
+    baseline_metrics = json.loads((work / "metrics" / "baseline.json").read_text())
+    baseline = baseline_metrics["test_accuracy"]
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     print(
         f"test accuracy: mean {statistics.mean(accuracies):.4f}, sd {spread:.4f}, "
         f"range {min(accuracies):.4f}-{max(accuracies):.4f} over {len(accuracies)} seeds; "
         f"TF-IDF baseline {baseline:.4f}"
+        + (f" (macro F1 {baseline_metrics['test_f1']:.4f})" if "weighted_f1" in evaluation else "")
     )
 
 
