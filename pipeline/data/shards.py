@@ -62,14 +62,15 @@ class ShardWriter:
     seq_len: int
     shard_rows: int
     rows: int = 0
-    positive: int = 0
+    class_rows: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))  # reviews per class id
     shards: list[dict] = field(default_factory=list)
     _pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def add(self, ids: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> None:
         self._pending.append((ids, labels, lengths))
         self.rows += len(labels)
-        self.positive += int(labels.sum())
+        counts = np.bincount(labels.astype(np.int64), minlength=len(self.class_rows))
+        self.class_rows = np.pad(self.class_rows, (0, len(counts) - len(self.class_rows))) + counts
         while sum(len(part[1]) for part in self._pending) >= self.shard_rows:
             self._write(self.shard_rows)
 
@@ -78,11 +79,10 @@ class ShardWriter:
         pending = sum(len(part[1]) for part in self._pending)
         if pending or not self.shards:  # an empty split still gets one (empty) shard
             self._write(pending)
-        return {
-            "rows": self.rows,
-            "positive_fraction": round(self.positive / max(self.rows, 1), 6),
-            "shards": self.shards,
-        }
+        shares = self.class_rows / max(self.rows, 1)
+        if len(shares) == 2:
+            return {"rows": self.rows, "positive_fraction": round(float(shares[1]), 6), "shards": self.shards}
+        return {"rows": self.rows, "class_fractions": [round(float(x), 6) for x in shares], "shards": self.shards}
 
     def _write(self, rows: int) -> None:
         ids, labels, lengths = (
