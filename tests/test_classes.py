@@ -191,3 +191,40 @@ def test_the_multiclass_report_counts_each_class_and_its_confusions():
     assert report["rows_good"] == 3 and report["rows"] == 6
     assert report["mae_classes"] == round((1 + 2) / 6, 6) and report["accuracy_within_1"] == round(5 / 6, 6)
     assert report["loss"] == round(float(-np.mean(np.log(np.clip([0.8, 0.2, 0.8, 0.8, 0.2, 1.0], 1e-7, 1)))), 6)
+
+
+def test_a_model_file_keeps_its_classes_and_a_two_class_file_is_as_before(tmp_path):
+    import torch
+
+    from pipeline.core.cli import StageError
+    from pipeline.model.model_file import load_model_file, save_model_file
+    from pipeline.model.network import LSTMClassifier, ModelConfig
+    from tests.test_tables import tiny_predictor
+
+    binary = tiny_predictor().file
+    vocab, preprocessing = binary.vocab, binary.preprocessing
+    torch.manual_seed(0)
+    model = LSTMClassifier(ModelConfig(vocab_size=len(vocab), embedding_dim=4, hidden_sizes=(4,), num_classes=3))
+    names = ("bad", "so so", "good")
+    save_model_file(tmp_path / "three.pt", model, vocab, preprocessing, 0.5, classes=names)
+    loaded = load_model_file(tmp_path / "three.pt")
+    assert loaded.classes == names and loaded.config.num_classes == 3
+    result = Predictor(loaded).predict(["good film", "bad film ."])
+    assert result["sentiment"] == [names[i] for i in result["label"]]
+    np.testing.assert_allclose(np.sum(result["probabilities"], axis=1), 1, atol=1e-6)
+
+    two = LSTMClassifier(binary.config)
+    save_model_file(tmp_path / "two.pt", two, vocab, preprocessing, 0.5)
+    payload = torch.load(tmp_path / "two.pt", weights_only=True)
+    assert "classes" not in payload and "num_classes" not in payload["model"]  # the bytes of before
+    assert set(Predictor.from_path(tmp_path / "two.pt").predict(["good film"])) == {"probability", "label", "sentiment"}
+
+    payload = torch.load(tmp_path / "three.pt", weights_only=True)
+    payload["classes"] = ["bad", "good"]
+    torch.save(payload, tmp_path / "damaged.pt")
+    with pytest.raises(StageError) as error:
+        load_model_file(tmp_path / "damaged.pt")
+    assert str(error.value) == (
+        f"{tmp_path / 'damaged.pt'}: its class names do not match its 3 classes: "
+        "re-run the train stage: dvc repro train"
+    )
