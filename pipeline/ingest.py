@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.core import paths
@@ -34,6 +33,7 @@ from pipeline.core.cli import StageError, run_main, stage_params
 from pipeline.core.params import DataParams, label_key
 from pipeline.data.files import atomic_path, write_json
 from pipeline.data.rawtext import decode_lines, read_line_blocks
+from pipeline.data.splits import stratified_test_rows, write_split
 from pipeline.data.tables import Columns, file_format, label_text, read_table, review_text
 
 EXCERPT_CHARS = 200
@@ -270,31 +270,17 @@ def ingest(data: DataParams, out_dir: Path = paths.REVIEWS_DIR) -> dict:
 
 
 def split_reviews(source: Path, out_dir: Path, data: DataParams) -> dict:
-    """``source``'s reviews into ``out_dir``'s train.parquet and test.parquet: of each class a
-    seeded random ``data.test_fraction`` (rounded) to test, the rest to train, each in the file's
-    order; ``source`` is removed. Returns the split's metrics."""
+    """``source``'s reviews into ``out_dir``'s train.parquet and test.parquet
+    (pipeline.data.splits, by ``data.test_fraction`` and ``data.seed``); ``source`` is removed.
+    Returns the split's metrics."""
     labels = pq.read_table(source, columns=["label"])["label"].to_numpy()
-    is_test = np.zeros(len(labels), bool)
-    rng = np.random.default_rng(data.seed)
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        is_test[rng.permutation(rows)[: round(data.test_fraction * len(rows))]] = True
+    is_test = stratified_test_rows(labels, data.test_fraction, data.seed)
     if is_test.all() or not is_test.any():
         raise StageError(
             f"{data.train}: {len(labels)} reviews cannot be split into train and test by "
             f"data.test_fraction={data.test_fraction} (set data.test to a file of its own, or change the fraction)"
         )
-    source_file, start = pq.ParquetFile(source), 0
-    with (
-        source_file,
-        pq.ParquetWriter(out_dir / "train.parquet", REVIEW_SCHEMA, compression="zstd") as train,
-        pq.ParquetWriter(out_dir / "test.parquet", REVIEW_SCHEMA, compression="zstd") as test,
-    ):
-        for batch in source_file.iter_batches(batch_size=100_000):
-            chosen = pa.array(is_test[start : start + len(batch)])
-            start += len(batch)
-            test.write_table(pa.Table.from_batches([batch.filter(chosen)]).cast(REVIEW_SCHEMA))
-            train.write_table(pa.Table.from_batches([batch.filter(pc.invert(chosen))]).cast(REVIEW_SCHEMA))
+    write_split(source, out_dir, is_test, REVIEW_SCHEMA)
     source.unlink()
     split = {"test_fraction": data.test_fraction, "seed": data.seed}
     for name, rows in (("train", ~is_test), ("test", is_test)):
