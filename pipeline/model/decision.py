@@ -24,12 +24,6 @@ def labels_at(probs: np.ndarray, threshold: float) -> np.ndarray:
     return (probs >= threshold).astype(np.int64)
 
 
-def class_probabilities(probs: np.ndarray) -> np.ndarray:
-    """``[reviews, classes]`` for either form (two classes: ``1 - p`` and ``p``)."""
-    probs = np.asarray(probs, np.float64)
-    return probs if probs.ndim == 2 else np.stack([1 - probs, probs], axis=1)
-
-
 def sentiments(labels: np.ndarray, names: tuple[str, ...] = SENTIMENTS) -> list[str]:
     """Each class id's name."""
     return [names[int(label)] for label in labels]
