@@ -105,8 +105,9 @@ def test_a_params_typo_stops_the_stage_naming_the_key(tmp_path):
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == "error: params.yaml: data.tset: unknown key (known: format, keep_columns, label_column, max_chars, "
-        "max_reject_fraction, negative, positive, score, test, text_column, title_column, train)"
+        == "error: params.yaml: data.tset: unknown key (known: classes, columns, format, header, keep_columns, "
+        "label_column, max_chars, max_reject_fraction, ordinal, score, seed, test, test_fraction, text_column, "
+        "title_column, train)"
     )
 
 
