@@ -11,6 +11,7 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # not pyplot: no display, no backend, nothing kept open
 
+from pipeline.model.decision import SENTIMENTS
 from pipeline.report.metrics import confusion_counts
 
 SIZE = (5, 4)
@@ -98,7 +99,7 @@ def report_figures(
     calibration: pl.DataFrame,
     buckets: pl.DataFrame,
     history: pl.DataFrame | None,
-    names: tuple[str, ...] = ("negative", "positive"),
+    names: tuple[str, ...] = SENTIMENTS,
 ) -> dict[str, Figure]:
     figures = {
         "confusion.png": confusion_figure(confusion_counts(metrics, names), names),

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from sklearn import metrics as skm
 
-from pipeline.model.decision import labels_at
+from pipeline.model.decision import SENTIMENTS, labels_at
 
 CURVE_POINTS = 200  # ROC and PR curves are thinned to about this many points for plotting
 CALIBRATION_BINS = 10  # equal-width probability bins for the reliability curve and ECE
@@ -182,7 +182,7 @@ def evaluation_report(
     lengths: np.ndarray,
     threshold: float,
     bucket_edges: list[int],
-    names: tuple[str, ...] = ("negative", "positive"),
+    names: tuple[str, ...] = SENTIMENTS,
     ordinal: bool = False,
 ) -> tuple[dict, dict[str, pl.DataFrame]]:
     """The flat metrics of ``metrics/eval.json`` and the plot tables, by file name under ``plots/``

@@ -17,6 +17,7 @@ import mlflow
 from pipeline.core import paths
 from pipeline.core.params import Params
 from pipeline.data.files import sha256_file
+from pipeline.model.decision import SENTIMENTS
 from pipeline.tracking.store import (
     MODEL_HASH_TAG,
     log_shard_datasets,
@@ -58,7 +59,7 @@ def log_evaluation(
     example_texts: list[str],
     manifest: dict,
     test_split: str,
-    names: tuple[str, ...] = ("negative", "positive"),
+    names: tuple[str, ...] = SENTIMENTS,
 ) -> str | None:
     """On the MLflow run that produced models/model.pt (in ``experiment_id``, which the stage
     opened with use_experiment before writing anything): the test metrics (``test_*``), the
