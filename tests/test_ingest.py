@@ -184,7 +184,8 @@ def test_one_file_without_a_test_split_is_split_by_class_every_review_once_and_t
     ]
 
     # the same file as data.train is no test file too (DVC needs a path there), and the split is stable
-    ingest(data.model_copy(update={"test": data.train}), tmp_path / "again")
+X
+    ingest(data.model_copy(update={"test": same_file}), tmp_path / "again")
     assert pl.read_parquet(tmp_path / "again" / "test.parquet").equals(test)
     other = ingest(data.model_copy(update={"seed": 8}), tmp_path / "other")
     assert other["split"]["test_rows"] == 100

@@ -74,8 +74,11 @@ class DataParams(Section):
     keep_columns: list[str] = []  # score: columns of that file copied to the predictions (ids)
 
     def test_file(self) -> str | None:
-        """The test split's own file, or None when ingest splits data.train."""
-        return None if self.test in ("", self.train) else self.test
+        """The test split's own file, or None when ingest splits data.train (``data.test`` empty,
+        or the same file however written: ``./a.csv`` is ``a.csv``)."""
+        if not self.test or Path(self.test).resolve() == Path(self.train).resolve():
+            return None
+        return self.test
 
     @field_validator("score", mode="before")
     @classmethod
