@@ -184,7 +184,7 @@ def test_one_file_without_a_test_split_is_split_by_class_every_review_once_and_t
     ]
 
     # the same file as data.train is no test file too (DVC needs a path there), and the split is stable
-X
+    same_file = f"{tmp_path}/./all.txt"  # written another way, still data.train's file
     ingest(data.model_copy(update={"test": same_file}), tmp_path / "again")
     assert pl.read_parquet(tmp_path / "again" / "test.parquet").equals(test)
     other = ingest(data.model_copy(update={"seed": 8}), tmp_path / "other")
