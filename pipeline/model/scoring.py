@@ -72,12 +72,20 @@ def score_frame(predictor: Predictor, frame: pl.DataFrame, keep: tuple[str, ...]
         .when(pl.col("text").fill_null("") == "")
         .then(pl.lit("empty text"))
     )
-    each_class = ["probabilities"] if "probabilities" in result else []
+    # more than two classes: each class's probability too
+    each_class = (
+        [pl.Series("probabilities", result["probabilities"], pl.List(pl.Float64))] if "probabilities" in result else []
+    )
     return frame.with_columns(
         pl.Series("probability", result["probability"], pl.Float64),
         pl.Series("label", result["label"], pl.Int8),
         pl.Series("sentiment", result["sentiment"], pl.String),
-        *(pl.Series("probabilities", result["probabilities"], pl.List(pl.Float64)) for _ in each_class),
+        *each_class,
     ).select(
-        "row", *keep, "probability", "label", pl.coalesce(reason, pl.col("sentiment")).alias("sentiment"), *each_class
+        "row",
+        *keep,
+        "probability",
+        "label",
+        pl.coalesce(reason, pl.col("sentiment")).alias("sentiment"),
+        *(series.name for series in each_class),
     )
