@@ -37,7 +37,7 @@ from pipeline.core.params import EvaluateParams, Params
 from pipeline.data.files import atomic_path, reading, write_json
 from pipeline.data.shards import load_split, rows_of_test_split
 from pipeline.model.batching import Split, keep_ids_on_host
-from pipeline.model.decision import labels_at
+from pipeline.model.decision import chosen_probability, labels_at
 from pipeline.model.devices import pick_device
 from pipeline.model.inference import Predictor, evaluate_split
 from pipeline.model.model_file import ModelFile, load_model_file
@@ -112,7 +112,7 @@ def main() -> None:
             "review": review_rows.astype(np.int64),  # row in data/interim/reviews/test.parquet
             "label": labels.astype(np.int8),
             # two classes: the positive class's; more: the chosen class's
-            "probability": probs if probs.ndim == 1 else probs[np.arange(len(probs)), predicted],
+            "probability": chosen_probability(probs, predicted),
             "predicted": predicted.astype(np.int8),
             "length": lengths,
         }

@@ -24,6 +24,13 @@ def labels_at(probs: np.ndarray, threshold: float) -> np.ndarray:
     return (probs >= threshold).astype(np.int64)
 
 
+def chosen_probability(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Two classes: ``probs`` as they are (the positive class's); more: the probability of each
+    review's class in ``labels``."""
+    probs = np.asarray(probs)
+    return probs if probs.ndim == 1 else probs[np.arange(len(probs)), labels]
+
+
 def sentiments(labels: np.ndarray, names: tuple[str, ...] = SENTIMENTS) -> list[str]:
     """Each class id's name."""
     return [names[int(label)] for label in labels]

@@ -20,7 +20,7 @@ from torch import nn
 
 from pipeline.data.text import PAD_ID, UNK_ID
 from pipeline.model.batching import Split, gather
-from pipeline.model.decision import labels_at, sentiments
+from pipeline.model.decision import chosen_probability, labels_at, sentiments
 from pipeline.model.devices import autocast
 from pipeline.model.model_file import ModelFile, load_model_file
 from pipeline.model.network import LSTMClassifier
@@ -142,7 +142,7 @@ class Predictor:
         probs, known = self._scored(texts)
         probs = probs.astype(np.float64)
         labels = labels_at(probs, self.threshold if threshold is None else threshold)
-        chosen = probs[np.arange(len(probs)), labels] if probs.ndim == 2 else probs
+        chosen = chosen_probability(probs, labels)
         result = {
             "probability": [float(p) if k else None for p, k in zip(chosen, known, strict=True)],
             "label": [int(label) if k else None for label, k in zip(labels, known, strict=True)],

@@ -60,11 +60,10 @@ def multiclass_metrics(labels: np.ndarray, probs: np.ndarray, names: tuple[str, 
     labels = labels.astype(int)
     ids = list(range(len(names)))
     predicted = labels_at(probs, 0.5)
-    clipped = np.clip(np.asarray(probs, np.float64), 1e-7, 1)
     confidence = probs.max(axis=1)
     all_classes = len(np.unique(labels)) == len(names)
     result = {
-        "loss": round(float(-np.mean(np.log(clipped[np.arange(len(labels)), labels]))), 6),
+        "loss": round(float(skm.log_loss(labels, np.asarray(probs, np.float64), labels=ids)), 6),
         "accuracy": round(float(skm.accuracy_score(labels, predicted)), 6),
         "f1": round(float(skm.f1_score(labels, predicted, labels=ids, average="macro", zero_division=0)), 6),
         "weighted_f1": round(
