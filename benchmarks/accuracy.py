@@ -1,4 +1,4 @@
-"""Test accuracy of a recipe against the TF-IDF baseline on a real dataset, over several seeds.
+r"""Test accuracy of a recipe against the TF-IDF baseline on a real dataset, over several seeds.
 
     uv run python benchmarks/accuracy.py ../shared/data/imdb --recipe recipes/real-data.yaml --seeds 1 2 3
     uv run python benchmarks/accuracy.py ../shared/data/amazon_polarity --set train.init=random --seeds 1 2 3
@@ -10,9 +10,9 @@ as ``--set`` params):
     uv run python benchmarks/accuracy.py ../shared/data/twitter_entity/twitter_training.csv \
       --recipe recipes/real-data.yaml --set data.header=false --set 'data.columns=[id,entity,sentiment,text]' \
       --set data.label_column=sentiment --set data.max_reject_fraction=0.02 --set 'data.classes=[...]'
- The pipeline itself runs, with
-DVC, in a work folder (a copy of this repository's tracked and untracked files, kept between
-calls): per seed, ``dvc repro`` with the recipe's params (a YAML mapping of dotted keys, then
+
+The pipeline itself runs, with DVC, in a work folder (a copy of this repository's tracked and
+untracked files, kept between calls): per seed, ``dvc repro`` with the recipe's params (a YAML mapping of dotted keys, then
 ``--set`` overrides) and ``train.seed`` set to that seed. Data, pretrain, ngrams and baseline stages run
 once and come from DVC's cache for the other seeds. Prints every seed's test accuracy (the test
 half of the test file, the same rows as the baseline's; for a blended model also each part's),

@@ -1,4 +1,4 @@
-"""Train several configs on existing shards and print validation and test accuracy for each.
+r"""Train several configs on existing shards and print validation and test accuracy for each.
 
     uv run python benchmarks/train_sweep.py SHARDS_DIR \
         "embedding_dim=128, hidden_size=256, bidirectional=True, pooling='mean', embedding_dropout=0.3" ...

@@ -1,6 +1,6 @@
 """pretrain: train-split tokens -> a start for the classifier, learned from text alone (no labels).
 
-Two kinds (``pretrain.kind``), each reading the clean stage's train tokens plus
+Three kinds (``pretrain.kind``). ``word2vec`` and ``lm`` read the clean stage's train tokens plus
 ``pretrain.extra_text`` (a file, or every ``*.txt``, ``*.bz2`` and ``*.gz`` file of a folder;
 fastText-format lines lose their label, other lines are one text each), cleaned and tokenized as
 the clean stage does; the committed ``data/extra`` holds none:
@@ -10,6 +10,11 @@ the clean stage does; the committed ``data/extra`` holds none:
   tokens, so row ``i`` of the output is the vector of vocabulary id ``i``. With one worker thread
   (``pretrain.workers``, the default) the vectors are the same bytes on every run (gensim seeds
   from ``pretrain.seed``). ``train.init: word2vec`` starts the classifier's embedding from them.
+- ``vectors``: general-purpose word vectors someone else learned on far more text, read from
+  ``pretrain.vectors`` (a GloVe ``.txt`` or fastText ``.vec`` file, plain or ``.gz``/``.bz2``, or
+  a folder holding one; gensim reads it), row ``i`` the vector of vocabulary id ``i``, or of its
+  lower case when the file has no vector for the token as it is. For small datasets (short
+  texts), whose own text teaches word2vec little. ``train.init: word2vec`` starts from them.
 - ``lm``: an LSTM language model (pipeline.model.language_model), forward and, with
   ``pretrain.bidirectional``, backward, over the vocabulary's ids (other tokens are ``<unk>``);
   its training perplexity is printed per epoch. ``train.init: lm`` starts the classifier's
@@ -17,7 +22,8 @@ the clean stage does; the committed ``data/extra`` holds none:
 
 Writes ``data/processed/pretrained/`` (pipeline.data.pretrained: ``word2vec.npy`` and
 ``word2vec_known.npy``, or ``lm.npz``) and ``metrics/pretrain.json`` (word2vec: coverage and the
-loss per corpus word of the first and last epoch; lm: the perplexity of every epoch).
+loss per corpus word of the first and last epoch; vectors: coverage and the file's words; lm:
+the perplexity of every epoch).
 """
 
 from __future__ import annotations
@@ -37,9 +43,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from gensim.models import Word2Vec
+from gensim.models import KeyedVectors, Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
 from gensim.utils import RULE_DISCARD, RULE_KEEP
+from gensim.utils import open as gensim_open
 
 from pipeline.core import paths
 from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams
@@ -52,6 +59,7 @@ from pipeline.model.language_model import train_language_model
 
 BATCH_ROWS = 20_000
 EXTRA_SUFFIXES = (".txt", ".bz2", ".gz")
+VECTORS_SUFFIXES = tuple(f"{kind}{packed}" for kind in (".txt", ".vec") for packed in ("", ".gz", ".bz2"))
 TOKENS_SCHEMA = pa.schema([("tokens", pa.large_list(pa.large_string()))])
 
 
@@ -143,6 +151,53 @@ def word2vec(sentences, vocab: list[str], params: PretrainParams) -> tuple[np.nd
     return vectors, known, metrics
 
 
+def vectors_file(location: Path) -> Path:
+    """The file ``pretrain.vectors`` names: the file itself, or the one vectors file of a folder."""
+    if location.is_file():
+        return location
+    found = sorted(p for p in location.glob("*") if p.name.endswith(VECTORS_SUFFIXES)) if location.is_dir() else []
+    if len(found) != 1:
+        what = "not found" if not location.exists() else f"holds {len(found)} vectors files, not one"
+        raise StageError(
+            f"{location}: {what} (pretrain.kind: vectors reads pretrain.vectors: a GloVe .txt or "
+            "fastText .vec file, or a folder with one)"
+        )
+    return found[0]
+
+
+def has_header(path: Path) -> bool:
+    """fastText's .vec (and word2vec's text format) start with "<words> <dimensions>"; GloVe's do not."""
+    with gensim_open(path, "rb") as file:
+        first = file.readline().split()
+    return len(first) == 2 and all(field.isdigit() for field in first)
+
+
+def read_vectors(path: Path, vocab: list[str], dimensions: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(vectors [len(vocab), dimensions], known [len(vocab)], metrics)`` from a vectors file: each
+    token's own vector, else its lower case's (GloVe's common files are lower case)."""
+    try:
+        words = KeyedVectors.load_word2vec_format(path, binary=False, no_header=not has_header(path))
+    except (ValueError, UnicodeDecodeError, EOFError, OSError) as error:
+        raise StageError(f"{path}: not a GloVe .txt or fastText .vec file ({error})") from None
+    if words.vector_size != dimensions:
+        raise StageError(
+            f"{path} holds {words.vector_size}-dimensional vectors: set pretrain.vector_size and "
+            f"train.embedding_dim to {words.vector_size}"
+        )
+    vectors = np.zeros((len(vocab), dimensions), np.float32)
+    known = np.zeros(len(vocab), bool)
+    for token_id, token in enumerate(vocab[len(SPECIALS) :], len(SPECIALS)):
+        for form in (token, token.lower()):
+            if form in words.key_to_index:
+                vectors[token_id], known[token_id] = words[form], True
+                break
+    metrics = {
+        "vocab_coverage": round(float(known[len(SPECIALS) :].mean()) if len(vocab) > len(SPECIALS) else 0.0, 6),
+        "vectors_file_words": len(words),
+    }
+    return vectors, known, metrics
+
+
 def stream_ids(files: list[Path], vocab: list[str]) -> np.ndarray:
     """Every text's token ids, one text after another, as one int32 array."""
     parts = []
@@ -170,6 +225,16 @@ def main() -> None:
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
     vocab = load_vocab(paths.VOCAB_FILE)
+    if params.pretrain.kind == "vectors":
+        path = vectors_file(Path(params.pretrain.vectors))
+        vectors, known, metrics = read_vectors(path, vocab, params.pretrain.vector_size)
+        save_vectors(vectors, known)
+        write_json(paths.METRICS_DIR / "pretrain.json", metrics)
+        print(
+            f"pretrain: {params.pretrain.vector_size}-dimensional vectors from {path.name} "
+            f"({metrics['vectors_file_words']:,} words) for {metrics['vocab_coverage']:.2%} of the vocabulary"
+        )
+        return
     extra_files = extra_text_files(Path(params.pretrain.extra_text))
     with tempfile.TemporaryDirectory() as tmp:
         extra = Path(tmp) / "extra.parquet"

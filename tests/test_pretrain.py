@@ -1,5 +1,7 @@
 """The pretrain stage: word2vec vectors aligned to vocabulary ids, the same bytes in every process,
-and a classifier that starts from them."""
+general-purpose vectors read from GloVe and fastText files, and a classifier that starts from them."""
+
+import gzip
 
 import bz2
 import hashlib
@@ -18,7 +20,7 @@ from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams, Tr
 from pipeline.data.pretrained import load_pretrained, save_vectors
 from pipeline.model.language_model import LanguageModel, train_language_model
 from pipeline.model.network import LSTMClassifier, ModelConfig, start_embedding, start_from
-from pipeline.pretrain import extra_text_files, tokenize_extra_text, word2vec
+from pipeline.pretrain import extra_text_files, read_vectors, tokenize_extra_text, vectors_file, word2vec
 from pipeline.train import train_model
 from tests.conftest import REPO
 from tests.test_train import small_run
@@ -76,6 +78,85 @@ def test_the_stage_writes_the_same_bytes_in_every_process(tmp_path):
         outputs = sorted((tmp_path / "data" / "processed" / "pretrained").iterdir())
         digests.append({path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in outputs})
     assert digests[0] == digests[1] and set(digests[0]) == {"word2vec.npy", "word2vec_known.npy"}
+
+
+GLOVE = {"the": [0.5, -1.0, 2.0], "good": [1.0, 2.0, 3.0], "great": [1.5, 2.5, 3.5], "bad": [-1.0, -2.0, -3.0]}
+
+
+def write_glove(path, words=GLOVE):
+    """GloVe's text format: one "word v1 v2 ..." line per word, no header."""
+    path.write_text("".join(f"{word} {' '.join(map(str, vector))}\n" for word, vector in words.items()))
+
+
+def write_fasttext(path, words=GLOVE):
+    """fastText's .vec format, gzipped: a "<words> <dimensions>" header, then GloVe's lines."""
+    lines = [f"{len(words)} 3\n"] + [f"{word} {' '.join(map(str, vector))}\n" for word, vector in words.items()]
+    with gzip.open(path, "wt", encoding="utf-8") as file:
+        file.writelines(lines)
+
+
+def test_vectors_files_give_each_vocabulary_id_its_row(tmp_path):
+    vocab = ["<pad>", "<unk>", "bad", "Good", "unseen", "the", "great"]  # "Good": the file has only "good"
+    write_glove(tmp_path / "glove.txt")
+    write_fasttext(tmp_path / "wiki.vec.gz", {**GLOVE, "Good": [9.0, 9.0, 9.0]})
+    vectors, known, metrics = read_vectors(tmp_path / "glove.txt", vocab, 3)
+    assert vectors.dtype == np.float32 and known.tolist() == [False, False, True, True, False, True, True]
+    np.testing.assert_array_equal(vectors[[2, 3, 5, 6]], [GLOVE["bad"], GLOVE["good"], GLOVE["the"], GLOVE["great"]])
+    assert not vectors[~known].any()
+    assert metrics == {"vocab_coverage": 0.8, "vectors_file_words": 4}
+    cased, _, metrics = read_vectors(tmp_path / "wiki.vec.gz", vocab, 3)  # the token as it is comes first
+    assert cased[3].tolist() == [9.0, 9.0, 9.0] and np.array_equal(cased[[2, 5, 6]], vectors[[2, 5, 6]])
+    assert metrics["vectors_file_words"] == 5
+
+
+def test_vectors_files_that_do_not_fit_stop_with_one_line(tmp_path):
+    write_glove(tmp_path / "glove.txt")
+    with pytest.raises(StageError) as error:
+        read_vectors(tmp_path / "glove.txt", ["<pad>", "<unk>", "good"], 50)
+    assert str(error.value) == (
+        f"{tmp_path / 'glove.txt'} holds 3-dimensional vectors: set pretrain.vector_size and train.embedding_dim to 3"
+    )
+    (tmp_path / "ragged.txt").write_text("good 1.0 2.0 3.0\nbad 1.0 two 3.0\n")
+    with pytest.raises(StageError, match=r"ragged.txt: not a GloVe .txt or fastText .vec file \("):
+        read_vectors(tmp_path / "ragged.txt", ["<pad>", "<unk>", "good"], 3)
+    assert vectors_file(tmp_path / "glove.txt") == tmp_path / "glove.txt"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "README.md").write_text("not vectors")
+    write_fasttext(tmp_path / "one" / "cc.en.vec.gz")
+    assert vectors_file(tmp_path / "one") == tmp_path / "one" / "cc.en.vec.gz"
+    write_glove(tmp_path / "one" / "glove.txt")
+    with pytest.raises(StageError, match=r"one: holds 2 vectors files, not one \(pretrain.kind: vectors reads"):
+        vectors_file(tmp_path / "one")
+    with pytest.raises(StageError, match=r"missing: not found \(pretrain.kind: vectors reads pretrain.vectors"):
+        vectors_file(tmp_path / "missing")
+
+
+def test_the_vectors_stage_writes_what_train_starts_from(tmp_path, monkeypatch):
+    (tmp_path / "data" / "interim" / "tokens").mkdir(parents=True)
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    pl.DataFrame({"label": [1], "tokens": [["good", "film"]]}).write_parquet(
+        tmp_path / "data" / "interim" / "tokens" / "train.parquet"
+    )
+    vocab = ["<pad>", "<unk>", "good", "film", "bad"]
+    (tmp_path / "data" / "processed" / "vocab.json").write_text(json.dumps({"tokens": vocab}))
+    write_glove(tmp_path / "glove.txt")
+    (tmp_path / "params.yaml").write_text(
+        f"pretrain:\n  kind: vectors\n  vectors: {tmp_path / 'glove.txt'}\n  vector_size: 3\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.pretrain"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "pretrain: 3-dimensional vectors from glove.txt (4 words) for 66.67% of the vocabulary\n"
+    assert json.loads((tmp_path / "metrics" / "pretrain.json").read_text()) == {
+        "vocab_coverage": 0.666667,
+        "vectors_file_words": 4,
+    }
+    monkeypatch.chdir(tmp_path)
+    start = load_pretrained(TrainParams(init="word2vec", embedding_dim=3), len(vocab))
+    np.testing.assert_array_equal(start[[2, 4]], [GLOVE["good"], GLOVE["bad"]])
+    assert np.isnan(start[[0, 1, 3]]).all()  # no vector: the embedding keeps its random start there
 
 
 def test_extra_text_is_cleaned_tokenized_and_widens_what_the_vectors_cover(tmp_path, monkeypatch):
@@ -143,7 +224,7 @@ def test_load_pretrained_says_what_to_do_when_the_vectors_do_not_fit(tmp_path, m
     with pytest.raises(StageError) as error:
         load_pretrained(params, 10)
     assert str(error.value) == (
-        "train.embedding_dim is 8 but the word2vec vectors have 4 dimensions: "
+        "train.embedding_dim is 8 but the pretrain stage's vectors have 4 dimensions: "
         "set pretrain.vector_size to the same value"
     )
     with pytest.raises(StageError, match="cover 10 tokens, the vocabulary 12: re-run the pretrain stage"):

@@ -153,11 +153,14 @@ class EncodeParams(Section):
 
 
 class PretrainParams(Section):
-    kind: Literal["word2vec", "lm"] = "word2vec"  # word vectors (gensim), or an LSTM language model (PyTorch)
+    # word vectors learned (gensim) or read from pretrain.vectors, or an LSTM language model (PyTorch)
+    kind: Literal["word2vec", "vectors", "lm"] = "word2vec"
     vector_size: PositiveInt = 64  # the vectors' or the language model's embedding: must equal train.embedding_dim
     epochs: PositiveInt = 5
     seed: int = 42
     extra_text: str = "data/extra"  # more unlabelled text: a file, or a folder of *.txt, *.bz2, *.gz files
+    # vectors only: a GloVe .txt or fastText .vec file (plain, .gz or .bz2), or a folder holding one
+    vectors: str = "data/vectors"
     # word2vec only
     method: Literal["skipgram", "cbow"] = "skipgram"  # word2vec's two models
     window: PositiveInt = 5  # context words on each side

@@ -1,8 +1,9 @@
 """The pretrain stage's output on disk (NumPy only; pipeline.model.network.start_from uses it).
 
-With ``pretrain.kind: word2vec``: ``data/processed/pretrained/word2vec.npy``, float32
+With ``pretrain.kind: word2vec`` or ``vectors``: ``data/processed/pretrained/word2vec.npy``, float32
 ``[vocab size, dim]``, row ``i`` the vector of vocabulary id ``i``, and ``word2vec_known.npy``,
-which ids have one (``<pad>``, ``<unk>`` and tokens word2vec never kept have none).
+which ids have one (``<pad>``, ``<unk>`` and tokens word2vec never kept or the vectors file
+lacks have none).
 
 With ``pretrain.kind: lm``: ``lm.npz``, the language model's embedding (rows by vocabulary id)
 and first LSTM layer of each direction, each array under the name of the classifier's parameter
@@ -44,19 +45,19 @@ def load_pretrained(params: TrainParams, vocab_size: int) -> np.ndarray | dict[s
     folder = paths.PRETRAINED_DIR
     if not (folder / "word2vec.npy").exists():
         raise StageError(
-            f"{folder}/word2vec.npy: not found (train.init: word2vec needs pretrain.kind: word2vec; "
+            f"{folder}/word2vec.npy: not found (train.init: word2vec needs pretrain.kind: word2vec or vectors; "
             "then run the pretrain stage: dvc repro pretrain)"
         )
     with reading(folder / "word2vec.npy"):
         vectors = np.load(folder / "word2vec.npy", allow_pickle=False)
     if vectors.shape[1] != params.embedding_dim:
         raise StageError(
-            f"train.embedding_dim is {params.embedding_dim} but the word2vec vectors have {vectors.shape[1]} "
-            "dimensions: set pretrain.vector_size to the same value"
+            f"train.embedding_dim is {params.embedding_dim} but the pretrain stage's vectors have "
+            f"{vectors.shape[1]} dimensions: set pretrain.vector_size to the same value"
         )
     if vectors.shape[0] != vocab_size:
         raise StageError(
-            f"the word2vec vectors cover {vectors.shape[0]} tokens, the vocabulary {vocab_size}: "
+            f"the pretrain stage's vectors cover {vectors.shape[0]} tokens, the vocabulary {vocab_size}: "
             "re-run the pretrain stage (dvc repro pretrain)"
         )
     with reading(folder / "word2vec_known.npy"):
