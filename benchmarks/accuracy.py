@@ -12,11 +12,12 @@ as ``--set`` params):
       --set data.label_column=sentiment --set data.max_reject_fraction=0.02 --set 'data.classes=[...]'
 
 The pipeline itself runs, with DVC, in a work folder (a copy of this repository's tracked and
-untracked files, kept between calls): per seed, ``dvc repro`` with the recipe's params (a YAML mapping of dotted keys, then
-``--set`` overrides) and ``train.seed`` set to that seed. Data, pretrain, ngrams and baseline stages run
-once and come from DVC's cache for the other seeds. Prints every seed's test accuracy (the test
-half of the test file, the same rows as the baseline's; for a blended model also each part's),
-the mean, the sample standard deviation and the range, and the wall time of each seed's run and of each stage it ran.
+untracked files, kept between calls): per seed, ``dvc repro`` with the recipe's params (a YAML
+mapping of dotted keys, then ``--set`` overrides) and ``train.seed`` set to that seed. Data,
+pretrain, ngrams and baseline stages run once and come from DVC's cache for the other seeds. Prints
+every seed's test accuracy (the test half of the test file, the same rows as the baseline's; for a
+blended model also each part's), the mean, the sample standard deviation and the range, and the wall
+time of each seed's run and of each stage it ran.
 """
 
 from __future__ import annotations

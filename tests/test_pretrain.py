@@ -1,9 +1,8 @@
 """The pretrain stage: word2vec vectors aligned to vocabulary ids, the same bytes in every process,
 general-purpose vectors read from GloVe and fastText files, and a classifier that starts from them."""
 
-import gzip
-
 import bz2
+import gzip
 import hashlib
 import json
 import os
