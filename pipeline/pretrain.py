@@ -172,19 +172,14 @@ def has_header(path: Path) -> bool:
     return len(first) == 2 and all(field.isdigit() for field in first)
 
 
-def read_vectors(path: Path, vocab: list[str], dimensions: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(vectors [len(vocab), dimensions], known [len(vocab)], metrics)`` from a vectors file: each
-    token's own vector, else its lower case's (GloVe's common files are lower case)."""
+def read_vectors(path: Path, vocab: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(vectors [len(vocab), the file's dimensions], known [len(vocab)], metrics)`` from a vectors
+    file: each token's own vector, else its lower case's (GloVe's common files are lower case)."""
     try:
         words = KeyedVectors.load_word2vec_format(path, binary=False, no_header=not has_header(path))
     except (ValueError, UnicodeDecodeError, EOFError, OSError) as error:
         raise StageError(f"{path}: not a GloVe .txt or fastText .vec file ({error})") from None
-    if words.vector_size != dimensions:
-        raise StageError(
-            f"{path} holds {words.vector_size}-dimensional vectors: set pretrain.vector_size and "
-            f"train.embedding_dim to {words.vector_size}"
-        )
-    vectors = np.zeros((len(vocab), dimensions), np.float32)
+    vectors = np.zeros((len(vocab), words.vector_size), np.float32)
     known = np.zeros(len(vocab), bool)
     for token_id, token in enumerate(vocab[len(SPECIALS) :], len(SPECIALS)):
         for form in (token, token.lower()):
@@ -196,6 +191,26 @@ def read_vectors(path: Path, vocab: list[str], dimensions: int) -> tuple[np.ndar
         "vectors_file_words": len(words),
     }
     return vectors, known, metrics
+
+
+def check_width(path: Path, width: int, params: PretrainParams) -> None:
+    """The file's vectors must fill ``vector_size`` (kind vectors) or leave word2vec some of it."""
+    if params.kind == "vectors" and width != params.vector_size:
+        raise StageError(
+            f"{path} holds {width}-dimensional vectors: set pretrain.vector_size and train.embedding_dim to {width}"
+        )
+    if params.kind == "word2vec+vectors" and width >= params.vector_size:
+        raise StageError(
+            f"{path} holds {width}-dimensional vectors and pretrain.vector_size is {params.vector_size}: "
+            "with kind word2vec+vectors word2vec learns the dimensions past the file's, so set it higher"
+        )
+
+
+def side_by_side(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of the same ids joined column-wise, each part first scaled to unit spread (so that
+    neither dwarfs the other); a token one part lacks gets zeros there, and is known if any part knows it."""
+    scaled = [vectors / (vectors[known].std() if known.any() else 1.0) for vectors, known in parts]
+    return np.concatenate(scaled, axis=1).astype(np.float32), np.logical_or.reduce([known for _, known in parts])
 
 
 def stream_ids(files: list[Path], vocab: list[str]) -> np.ndarray:
@@ -221,41 +236,51 @@ def language_model(files: list[Path], vocab: list[str], params: PretrainParams) 
 
 def main() -> None:
     params, _ = stage_params(__doc__)
+    pretrain = params.pretrain
     source = paths.TOKENS_DIR / "train.parquet"
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
     vocab = load_vocab(paths.VOCAB_FILE)
-    if params.pretrain.kind == "vectors":
-        path = vectors_file(Path(params.pretrain.vectors))
-        vectors, known, metrics = read_vectors(path, vocab, params.pretrain.vector_size)
-        save_vectors(vectors, known)
-        write_json(paths.METRICS_DIR / "pretrain.json", metrics)
-        print(
-            f"pretrain: {params.pretrain.vector_size}-dimensional vectors from {path.name} "
-            f"({metrics['vectors_file_words']:,} words) for {metrics['vocab_coverage']:.2%} of the vocabulary"
+    if pretrain.kind in ("vectors", "word2vec+vectors"):
+        path = vectors_file(Path(pretrain.vectors))
+        read, read_known, read_metrics = read_vectors(path, vocab)
+        check_width(path, read.shape[1], pretrain)
+        from_file = (
+            f"{read.shape[1]}-dimensional vectors from {path.name} ({read_metrics['vectors_file_words']:,} words) "
+            f"for {read_metrics['vocab_coverage']:.2%} of the vocabulary"
         )
+    if pretrain.kind == "vectors":
+        save_vectors(read, read_known)
+        write_json(paths.METRICS_DIR / "pretrain.json", read_metrics)
+        print(f"pretrain: {from_file}")
         return
-    extra_files = extra_text_files(Path(params.pretrain.extra_text))
+    extra_files = extra_text_files(Path(pretrain.extra_text))
     with tempfile.TemporaryDirectory() as tmp:
         extra = Path(tmp) / "extra.parquet"
         extra_rows = tokenize_extra_text(extra_files, extra, params.clean, params.tokenize, params.data.max_chars)
-        if params.pretrain.kind == "lm":
-            metrics = language_model([source, extra], vocab, params.pretrain)
+        if pretrain.kind == "lm":
+            metrics = language_model([source, extra], vocab, pretrain)
         else:
-            vectors, known, metrics = word2vec(TokenLists(source, extra), vocab, params.pretrain)
+            learned = pretrain.vector_size - (read.shape[1] if pretrain.kind == "word2vec+vectors" else 0)
+            sentences = TokenLists(source, extra)
+            vectors, known, metrics = word2vec(sentences, vocab, pretrain.model_copy(update={"vector_size": learned}))
+            if pretrain.kind == "word2vec+vectors":
+                vectors, known = side_by_side((read, read_known), (vectors, known))
+                metrics |= {f"file_{key}": value for key, value in read_metrics.items()}
             save_vectors(vectors, known)
     metrics.update(extra_files=len(extra_files), extra_texts=extra_rows)
     write_json(paths.METRICS_DIR / "pretrain.json", metrics)
     corpus = f"from {metrics['corpus_words']} tokens (train split and {extra_rows} extra texts)"
-    if params.pretrain.kind == "lm":
-        first, last = metrics["perplexity_epoch_1"], metrics[f"perplexity_epoch_{params.pretrain.epochs}"]
+    if pretrain.kind == "lm":
+        first, last = metrics["perplexity_epoch_1"], metrics[f"perplexity_epoch_{pretrain.epochs}"]
         print(f"pretrain: a language model {corpus}; training perplexity {first:.1f} -> {last:.1f}")
-    else:
-        print(
-            f"pretrain: {params.pretrain.method} vectors of {params.pretrain.vector_size} for "
-            f"{metrics['vocab_coverage']:.2%} of the vocabulary, {corpus}; "
-            f"loss per word {metrics['loss_first_epoch']:.4f} -> {metrics['loss_last_epoch']:.4f}"
-        )
+        return
+    if pretrain.kind == "word2vec+vectors":
+        print(f"pretrain: {from_file}, then")
+    print(
+        f"pretrain: {pretrain.method} vectors of {learned} for {metrics['vocab_coverage']:.2%} of the vocabulary, "
+        f"{corpus}; loss per word {metrics['loss_first_epoch']:.4f} -> {metrics['loss_last_epoch']:.4f}"
+    )
 
 
 if __name__ == "__main__":

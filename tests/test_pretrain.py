@@ -19,7 +19,15 @@ from pipeline.core.params import CleanParams, PretrainParams, TokenizeParams, Tr
 from pipeline.data.pretrained import load_pretrained, save_vectors
 from pipeline.model.language_model import LanguageModel, train_language_model
 from pipeline.model.network import LSTMClassifier, ModelConfig, start_embedding, start_from
-from pipeline.pretrain import extra_text_files, read_vectors, tokenize_extra_text, vectors_file, word2vec
+from pipeline.pretrain import (
+    check_width,
+    extra_text_files,
+    read_vectors,
+    side_by_side,
+    tokenize_extra_text,
+    vectors_file,
+    word2vec,
+)
 from pipeline.train import train_model
 from tests.conftest import REPO
 from tests.test_train import small_run
@@ -98,12 +106,12 @@ def test_vectors_files_give_each_vocabulary_id_its_row(tmp_path):
     vocab = ["<pad>", "<unk>", "bad", "Good", "unseen", "the", "great"]  # "Good": the file has only "good"
     write_glove(tmp_path / "glove.txt")
     write_fasttext(tmp_path / "wiki.vec.gz", {**GLOVE, "Good": [9.0, 9.0, 9.0]})
-    vectors, known, metrics = read_vectors(tmp_path / "glove.txt", vocab, 3)
+    vectors, known, metrics = read_vectors(tmp_path / "glove.txt", vocab)
     assert vectors.dtype == np.float32 and known.tolist() == [False, False, True, True, False, True, True]
     np.testing.assert_array_equal(vectors[[2, 3, 5, 6]], [GLOVE["bad"], GLOVE["good"], GLOVE["the"], GLOVE["great"]])
     assert not vectors[~known].any()
     assert metrics == {"vocab_coverage": 0.8, "vectors_file_words": 4}
-    cased, _, metrics = read_vectors(tmp_path / "wiki.vec.gz", vocab, 3)  # the token as it is comes first
+    cased, _, metrics = read_vectors(tmp_path / "wiki.vec.gz", vocab)  # the token as it is comes first
     assert cased[3].tolist() == [9.0, 9.0, 9.0] and np.array_equal(cased[[2, 5, 6]], vectors[[2, 5, 6]])
     assert metrics["vectors_file_words"] == 5
 
@@ -111,13 +119,16 @@ def test_vectors_files_give_each_vocabulary_id_its_row(tmp_path):
 def test_vectors_files_that_do_not_fit_stop_with_one_line(tmp_path):
     write_glove(tmp_path / "glove.txt")
     with pytest.raises(StageError) as error:
-        read_vectors(tmp_path / "glove.txt", ["<pad>", "<unk>", "good"], 50)
+        check_width(tmp_path / "glove.txt", 3, PretrainParams(kind="vectors", vector_size=50))
     assert str(error.value) == (
         f"{tmp_path / 'glove.txt'} holds 3-dimensional vectors: set pretrain.vector_size and train.embedding_dim to 3"
     )
+    with pytest.raises(StageError, match="vector_size is 3: with kind word2vec.vectors word2vec learns the dim"):
+        check_width(tmp_path / "glove.txt", 3, PretrainParams(kind="word2vec+vectors", vector_size=3))
+    check_width(tmp_path / "glove.txt", 3, PretrainParams(kind="word2vec+vectors", vector_size=4))
     (tmp_path / "ragged.txt").write_text("good 1.0 2.0 3.0\nbad 1.0 two 3.0\n")
     with pytest.raises(StageError, match=r"ragged.txt: not a GloVe .txt or fastText .vec file \("):
-        read_vectors(tmp_path / "ragged.txt", ["<pad>", "<unk>", "good"], 3)
+        read_vectors(tmp_path / "ragged.txt", ["<pad>", "<unk>", "good"])
     assert vectors_file(tmp_path / "glove.txt") == tmp_path / "glove.txt"
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "README.md").write_text("not vectors")
@@ -128,6 +139,15 @@ def test_vectors_files_that_do_not_fit_stop_with_one_line(tmp_path):
         vectors_file(tmp_path / "one")
     with pytest.raises(StageError, match=r"missing: not found \(pretrain.kind: vectors reads pretrain.vectors"):
         vectors_file(tmp_path / "missing")
+
+
+def test_side_by_side_scales_each_part_and_knows_a_token_either_part_knows():
+    file_part = (np.array([[0, 0], [2, 4], [0, 0]], np.float32), np.array([False, True, False]))
+    learned = (np.array([[0], [0.1], [0.3]], np.float32), np.array([False, True, True]))
+    vectors, known = side_by_side(file_part, learned)
+    assert known.tolist() == [False, True, True] and vectors.shape == (3, 3)
+    np.testing.assert_allclose(vectors[1:, :2], [[2 / 1.0, 4 / 1.0], [0, 0]])  # std of [2, 4]: 1
+    np.testing.assert_allclose(vectors[1:, 2], [1.0, 3.0])  # std of [0.1, 0.3]: 0.1
 
 
 def test_the_vectors_stage_writes_what_train_starts_from(tmp_path, monkeypatch):
