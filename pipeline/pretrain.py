@@ -266,7 +266,8 @@ def main() -> None:
             vectors, known, metrics = word2vec(sentences, vocab, pretrain.model_copy(update={"vector_size": learned}))
             if pretrain.kind == "word2vec+vectors":
                 vectors, known = side_by_side((read, read_known), (vectors, known))
-                metrics |= {f"file_{key}": value for key, value in read_metrics.items()}
+                metrics |= {"vectors_file_coverage": read_metrics["vocab_coverage"]}
+                metrics |= {"vectors_file_words": read_metrics["vectors_file_words"]}
             save_vectors(vectors, known)
     metrics.update(extra_files=len(extra_files), extra_texts=extra_rows)
     write_json(paths.METRICS_DIR / "pretrain.json", metrics)

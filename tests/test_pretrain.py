@@ -177,6 +177,25 @@ def test_the_vectors_stage_writes_what_train_starts_from(tmp_path, monkeypatch):
     np.testing.assert_array_equal(start[[2, 4]], [GLOVE["good"], GLOVE["bad"]])
     assert np.isnan(start[[0, 1, 3]]).all()  # no vector: the embedding keeps its random start there
 
+    # word2vec+vectors: the file's 3 dimensions, then word2vec's 5 learned on the text
+    (tmp_path / "params.yaml").write_text(
+        f"pretrain:\n  kind: word2vec+vectors\n  vectors: {tmp_path / 'glove.txt'}\n  vector_size: 8\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.pretrain"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "pretrain: 3-dimensional vectors from glove.txt (4 words) for 66.67% of the vocabulary, then\n"
+        "pretrain: skipgram vectors of 5 for 66.67% of the vocabulary, from 2 tokens"
+    )
+    both = load_pretrained(TrainParams(init="word2vec", embedding_dim=8), len(vocab))
+    np.testing.assert_allclose(both[[2, 4], :3], start[[2, 4]] / start[[2, 4]].std(), rtol=1e-6)
+    assert np.isnan(both[[0, 1]]).all() and not np.isnan(both[[2, 3]]).any()
+    assert not both[4, 3:].any()  # "bad" is not in the text: word2vec's part is zeros
+    metrics = json.loads((tmp_path / "metrics" / "pretrain.json").read_text())
+    assert metrics["vectors_file_coverage"] == 0.666667 and metrics["vectors_file_words"] == 4
+
 
 def test_extra_text_is_cleaned_tokenized_and_widens_what_the_vectors_cover(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
