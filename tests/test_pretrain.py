@@ -178,6 +178,7 @@ def test_the_vectors_stage_writes_what_train_starts_from(tmp_path, monkeypatch):
     assert np.isnan(start[[0, 1, 3]]).all()  # no vector: the embedding keeps its random start there
 
     # word2vec+vectors: the file's 3 dimensions, then word2vec's 5 learned on the text
+    (tmp_path / "data" / "extra").mkdir()
     (tmp_path / "params.yaml").write_text(
         f"pretrain:\n  kind: word2vec+vectors\n  vectors: {tmp_path / 'glove.txt'}\n  vector_size: 8\n"
     )
