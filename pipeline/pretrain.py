@@ -1,6 +1,6 @@
 """pretrain: train-split tokens -> a start for the classifier, learned from text alone (no labels).
 
-Three kinds (``pretrain.kind``). ``word2vec`` and ``lm`` read the clean stage's train tokens plus
+Four kinds (``pretrain.kind``). All but ``vectors`` read the clean stage's train tokens plus
 ``pretrain.extra_text`` (a file, or every ``*.txt``, ``*.bz2`` and ``*.gz`` file of a folder;
 fastText-format lines lose their label, other lines are one text each), cleaned and tokenized as
 the clean stage does; the committed ``data/extra`` holds none:
@@ -15,6 +15,9 @@ the clean stage does; the committed ``data/extra`` holds none:
   a folder holding one; gensim reads it), row ``i`` the vector of vocabulary id ``i``, or of its
   lower case when the file has no vector for the token as it is. For small datasets (short
   texts), whose own text teaches word2vec little. ``train.init: word2vec`` starts from them.
+- ``word2vec+vectors``: the file's vectors and word2vec's side by side (the file's dimensions
+  first, word2vec learning the rest of ``pretrain.vector_size``), each scaled to unit spread; a
+  token one part lacks gets zeros there.
 - ``lm``: an LSTM language model (pipeline.model.language_model), forward and, with
   ``pretrain.bidirectional``, backward, over the vocabulary's ids (other tokens are ``<unk>``);
   its training perplexity is printed per epoch. ``train.init: lm`` starts the classifier's
@@ -266,8 +269,10 @@ def main() -> None:
             vectors, known, metrics = word2vec(sentences, vocab, pretrain.model_copy(update={"vector_size": learned}))
             if pretrain.kind == "word2vec+vectors":
                 vectors, known = side_by_side((read, read_known), (vectors, known))
-                metrics |= {"vectors_file_coverage": read_metrics["vocab_coverage"]}
-                metrics |= {"vectors_file_words": read_metrics["vectors_file_words"]}
+                metrics |= {
+                    "vectors_file_coverage": read_metrics["vocab_coverage"],
+                    "vectors_file_words": read_metrics["vectors_file_words"],
+                }
             save_vectors(vectors, known)
     metrics.update(extra_files=len(extra_files), extra_texts=extra_rows)
     write_json(paths.METRICS_DIR / "pretrain.json", metrics)
