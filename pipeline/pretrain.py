@@ -108,6 +108,11 @@ def tokenize_extra_text(
     return rows
 
 
+def coverage(known: np.ndarray) -> float:
+    """The share of the vocabulary's tokens (not ``<pad>`` or ``<unk>``) that have a vector."""
+    return round(float(known[len(SPECIALS) :].mean()) if len(known) > len(SPECIALS) else 0.0, 6)
+
+
 class EpochLosses(CallbackAny2Vec):
     """Each epoch's training loss. gensim sums it in float32 over the whole run, which stops
     growing once large (gensim issue 2617), so the sum is read and reset after every epoch."""
@@ -145,7 +150,7 @@ def word2vec(sentences, vocab: list[str], params: PretrainParams) -> tuple[np.nd
             vectors[token_id] = model.wv[token]
             known[token_id] = True
     metrics = {
-        "vocab_coverage": round(float(known[len(SPECIALS) :].mean()) if len(vocab) > len(SPECIALS) else 0.0, 6),
+        "vocab_coverage": coverage(known),
         "corpus_words": int(model.corpus_total_words),
         # negative-sampling loss per corpus word, comparable across corpora
         "loss_first_epoch": round(losses.losses[0] / max(model.corpus_total_words, 1), 6),
@@ -162,7 +167,7 @@ def vectors_file(location: Path) -> Path:
     if len(found) != 1:
         what = "not found" if not location.exists() else f"holds {len(found)} vectors files, not one"
         raise StageError(
-            f"{location}: {what} (pretrain.kind: vectors reads pretrain.vectors: a GloVe .txt or "
+            f"{location}: {what} (pretrain.kind vectors and word2vec+vectors read pretrain.vectors: a GloVe .txt or "
             "fastText .vec file, or a folder with one)"
         )
     return found[0]
@@ -190,7 +195,7 @@ def read_vectors(path: Path, vocab: list[str]) -> tuple[np.ndarray, np.ndarray, 
                 vectors[token_id], known[token_id] = words[form], True
                 break
     metrics = {
-        "vocab_coverage": round(float(known[len(SPECIALS) :].mean()) if len(vocab) > len(SPECIALS) else 0.0, 6),
+        "vocab_coverage": coverage(known),
         "vectors_file_words": len(words),
     }
     return vectors, known, metrics

@@ -135,9 +135,13 @@ def test_vectors_files_that_do_not_fit_stop_with_one_line(tmp_path):
     write_fasttext(tmp_path / "one" / "cc.en.vec.gz")
     assert vectors_file(tmp_path / "one") == tmp_path / "one" / "cc.en.vec.gz"
     write_glove(tmp_path / "one" / "glove.txt")
-    with pytest.raises(StageError, match=r"one: holds 2 vectors files, not one \(pretrain.kind: vectors reads"):
+    with pytest.raises(
+        StageError, match=r"one: holds 2 vectors files, not one \(pretrain.kind vectors and word2vec.vectors read"
+    ):
         vectors_file(tmp_path / "one")
-    with pytest.raises(StageError, match=r"missing: not found \(pretrain.kind: vectors reads pretrain.vectors"):
+    with pytest.raises(
+        StageError, match=r"missing: not found \(pretrain.kind vectors and word2vec.vectors read pretrain.vectors"
+    ):
         vectors_file(tmp_path / "missing")
 
 

@@ -1,6 +1,7 @@
 """The pretrain stage's output on disk (NumPy only; pipeline.model.network.start_from uses it).
 
-With ``pretrain.kind: word2vec`` or ``vectors``: ``data/processed/pretrained/word2vec.npy``, float32
+With ``pretrain.kind: word2vec``, ``vectors`` or ``word2vec+vectors``:
+``data/processed/pretrained/word2vec.npy``, float32
 ``[vocab size, dim]``, row ``i`` the vector of vocabulary id ``i``, and ``word2vec_known.npy``,
 which ids have one (``<pad>``, ``<unk>`` and tokens word2vec never kept or the vectors file
 lacks have none).
@@ -45,7 +46,8 @@ def load_pretrained(params: TrainParams, vocab_size: int) -> np.ndarray | dict[s
     folder = paths.PRETRAINED_DIR
     if not (folder / "word2vec.npy").exists():
         raise StageError(
-            f"{folder}/word2vec.npy: not found (train.init: word2vec needs pretrain.kind: word2vec or vectors; "
+            f"{folder}/word2vec.npy: not found (train.init: word2vec needs pretrain.kind: word2vec, vectors or "
+            "word2vec+vectors; "
             "then run the pretrain stage: dvc repro pretrain)"
         )
     with reading(folder / "word2vec.npy"):
