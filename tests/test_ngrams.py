@@ -14,12 +14,14 @@ from pipeline.model.inference import Predictor
 from pipeline.model.model_file import load_model_file, save_model_file
 from pipeline.model.network import LSTMClassifier, ModelConfig
 from pipeline.model.ngrams import (
+    BLEND_GRID,
     NgramModel,
     blend,
     blend_on_validation,
     choose_blend_weight,
     fit_ngram_model,
     hashed_ngrams,
+    log_loss,
 )
 from tests.test_predict import TEXTS, VOCAB, pyfunc_predictions
 
@@ -95,6 +97,20 @@ def test_the_weight_goes_to_the_part_that_knows_and_between_when_both_do():
     both = blend_on_validation(labels, knowing().astype(np.float32), knowing(), 0.5)
     assert 0.3 <= both["blend_weight"] <= 0.7  # independent errors of equal size: near half each
     assert set(both) == {"blend_weight", "blend_val_loss", "blend_val_accuracy"}
+
+
+def test_a_validation_split_too_small_to_tell_weights_apart_keeps_them_equal():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 80).astype(np.float64)
+    signal = np.where(labels == 1, 0.75, 0.25)
+    lstm = np.clip(signal + rng.normal(0, 0.1, 80), 0.01, 0.99).astype(np.float32)
+    ngrams = np.clip(signal + rng.normal(0, 0.2, 80), 0.01, 0.99)
+    losses = [log_loss(labels, blend(lstm, ngrams, w)) for w in BLEND_GRID]
+    lowest = float(BLEND_GRID[int(np.argmin(losses))])
+    assert lowest < 0.4  # the lowest loss alone would lean on the LSTM
+    assert choose_blend_weight(labels, lstm, ngrams) == 0.5  # but 80 reviews cannot tell it from 0.5
+    many = np.repeat(labels, 100), np.repeat(lstm, 100), np.repeat(ngrams, 100)
+    assert lowest <= choose_blend_weight(*many) < 0.5  # 8,000 can: the same lean, nearer its lowest loss
 
 
 def model_files(tmp_path, weight: float):
