@@ -1,6 +1,6 @@
 """pretrain: train-split tokens -> a start for the classifier, learned from text alone (no labels).
 
-Four kinds (``pretrain.kind``). All but ``vectors`` read the clean stage's train tokens plus
+Five kinds (``pretrain.kind``). All but ``vectors`` read the clean stage's train tokens plus
 ``pretrain.extra_text`` (a file, or every ``*.txt``, ``*.bz2`` and ``*.gz`` file of a folder;
 fastText-format lines lose their label, other lines are one text each), cleaned and tokenized as
 the clean stage does; the committed ``data/extra`` holds none:
@@ -18,6 +18,9 @@ the clean stage does; the committed ``data/extra`` holds none:
 - ``word2vec+vectors``: the file's vectors and word2vec's side by side (the file's dimensions
   first, word2vec learning the rest of ``pretrain.vector_size``), each scaled to unit spread; a
   token one part lacks gets zeros there.
+- ``auto``: ``word2vec+vectors`` when the text (train split and extra text) has fewer words than
+  ``pretrain.small_text_words`` (short texts, small datasets) and ``pretrain.vectors`` holds a
+  file; else ``word2vec`` (with a warning when the text is small but no file is there).
 - ``lm``: an LSTM language model (pipeline.model.language_model), forward and, with
   ``pretrain.bidirectional``, backward, over the vocabulary's ids (other tokens are ``<unk>``);
   its training perplexity is printed per epoch. ``train.init: lm`` starts the classifier's
@@ -38,6 +41,7 @@ if __name__ == "__main__":  # run as a stage, not imported: nothing global chang
     answer_help(__doc__)  # at once: the imports below take seconds
     pin_code_paths()  # before NumPy and PyTorch load: they pick their code paths then
 
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,6 +246,39 @@ def language_model(files: list[Path], vocab: list[str], params: PretrainParams) 
     return {"corpus_words": len(ids)} | {f"perplexity_epoch_{i}": round(p, 3) for i, p in enumerate(perplexities, 1)}
 
 
+def file_vectors(params: PretrainParams, vocab: list[str]) -> tuple[np.ndarray, np.ndarray, dict, str]:
+    """``read_vectors``' answer for ``pretrain.vectors``' file, and a line that says what it gave."""
+    path = vectors_file(Path(params.vectors))
+    read, known, metrics = read_vectors(path, vocab)
+    check_width(path, read.shape[1], params)
+    line = (
+        f"{read.shape[1]}-dimensional vectors from {path.name} ({metrics['vectors_file_words']:,} words) "
+        f"for {metrics['vocab_coverage']:.2%} of the vocabulary"
+    )
+    return read, known, metrics, line
+
+
+def auto_kind(sentences: TokenLists, params: PretrainParams) -> str:
+    """``word2vec+vectors`` when the text is small and ``pretrain.vectors`` holds a file, else
+    ``word2vec``: word2vec learns little from small text, and general vectors beside it then help;
+    on text of millions of words its own vectors did as well alone (benchmarks/RESULTS.md)."""
+    words = sum(len(tokens) for tokens in sentences)
+    if words >= params.small_text_words:
+        print(f"pretrain: {words:,} words of text, at least pretrain.small_text_words: word2vec alone")
+        return "word2vec"
+    location = Path(params.vectors)
+    if location.is_dir() and not any(p.name.endswith(VECTORS_SUFFIXES) for p in location.iterdir()):
+        print(
+            f"pretrain: warning: {words:,} words of text are few for word2vec alone and {location} holds no vectors "
+            "file, so word2vec learns all the vectors (put a GloVe .txt or fastText .vec file there to add "
+            "general-purpose vectors beside them)",
+            file=sys.stderr,
+        )
+        return "word2vec"
+    print(f"pretrain: {words:,} words of text, under pretrain.small_text_words: the file's vectors beside word2vec's")
+    return "word2vec+vectors"
+
+
 def main() -> None:
     params, _ = stage_params(__doc__)
     pretrain = params.pretrain
@@ -249,15 +286,8 @@ def main() -> None:
     if not source.exists():
         raise StageError(f"{source}: not found (run the clean stage first: dvc repro clean)")
     vocab = load_vocab(paths.VOCAB_FILE)
-    if pretrain.kind in ("vectors", "word2vec+vectors"):
-        path = vectors_file(Path(pretrain.vectors))
-        read, read_known, read_metrics = read_vectors(path, vocab)
-        check_width(path, read.shape[1], pretrain)
-        from_file = (
-            f"{read.shape[1]}-dimensional vectors from {path.name} ({read_metrics['vectors_file_words']:,} words) "
-            f"for {read_metrics['vocab_coverage']:.2%} of the vocabulary"
-        )
     if pretrain.kind == "vectors":
+        read, read_known, read_metrics, from_file = file_vectors(pretrain, vocab)
         save_vectors(read, read_known)
         write_json(paths.METRICS_DIR / "pretrain.json", read_metrics)
         print(f"pretrain: {from_file}")
@@ -269,8 +299,13 @@ def main() -> None:
         if pretrain.kind == "lm":
             metrics = language_model([source, extra], vocab, pretrain)
         else:
-            learned = pretrain.vector_size - (read.shape[1] if pretrain.kind == "word2vec+vectors" else 0)
             sentences = TokenLists(source, extra)
+            if pretrain.kind == "auto":
+                pretrain = pretrain.model_copy(update={"kind": auto_kind(sentences, pretrain)})
+            learned = pretrain.vector_size
+            if pretrain.kind == "word2vec+vectors":
+                read, read_known, read_metrics, from_file = file_vectors(pretrain, vocab)
+                learned -= read.shape[1]
             vectors, known, metrics = word2vec(sentences, vocab, pretrain.model_copy(update={"vector_size": learned}))
             if pretrain.kind == "word2vec+vectors":
                 vectors, known = side_by_side((read, read_known), (vectors, known))

@@ -201,6 +201,35 @@ def test_the_vectors_stage_writes_what_train_starts_from(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "metrics" / "pretrain.json").read_text())
     assert metrics["vectors_file_coverage"] == 0.666667 and metrics["vectors_file_words"] == 4
 
+    # auto: the same side by side when the text (2 words) is under pretrain.small_text_words ...
+    def auto(vectors, small_text_words):
+        (tmp_path / "params.yaml").write_text(
+            f"pretrain:\n  kind: auto\n  vectors: {vectors}\n  vector_size: 8\n  small_text_words: {small_text_words}\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.pretrain"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result, load_pretrained(TrainParams(init="word2vec", embedding_dim=8), len(vocab))
+
+    result, small = auto(tmp_path / "glove.txt", 3)
+    assert result.stdout.startswith(
+        "pretrain: 2 words of text, under pretrain.small_text_words: the file's vectors beside word2vec's\n"
+        "pretrain: 3-dimensional vectors from glove.txt"
+    )
+    np.testing.assert_array_equal(small, both)
+    # ... word2vec alone at or over it ...
+    result, large = auto(tmp_path / "glove.txt", 2)
+    assert result.stdout.startswith(
+        "pretrain: 2 words of text, at least pretrain.small_text_words: word2vec alone\n"
+        "pretrain: skipgram vectors of 8 for 66.67% of the vocabulary"
+    )
+    assert "vectors_file_words" not in json.loads((tmp_path / "metrics" / "pretrain.json").read_text())
+    # ... and alone, with a warning, when the text is small but the folder holds no vectors file
+    result, fallback = auto(tmp_path / "data" / "extra", 3)
+    assert "holds no vectors file, so word2vec learns all the vectors" in result.stderr
+    np.testing.assert_array_equal(fallback, large)
+
 
 def test_extra_text_is_cleaned_tokenized_and_widens_what_the_vectors_cover(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -154,14 +154,17 @@ class EncodeParams(Section):
 
 class PretrainParams(Section):
     # word vectors learned (gensim), read from pretrain.vectors, or the file's then word2vec's side by side
-    # (the rest of vector_size); or an LSTM language model (PyTorch)
-    kind: Literal["word2vec", "vectors", "word2vec+vectors", "lm"] = "word2vec"
+    # (the rest of vector_size); auto: word2vec, and the file's beside it when the text is small;
+    # or an LSTM language model (PyTorch)
+    kind: Literal["word2vec", "vectors", "word2vec+vectors", "auto", "lm"] = "word2vec"
     vector_size: PositiveInt = 64  # the vectors' or the language model's embedding: must equal train.embedding_dim
     epochs: PositiveInt = 5
     seed: int = 42
     extra_text: str = "data/extra"  # more unlabelled text: a file, or a folder of *.txt, *.bz2, *.gz files
     # vectors and word2vec+vectors: a GloVe .txt or fastText .vec file (plain, .gz or .bz2), or a folder holding one
     vectors: str = "data/vectors"
+    # auto: text (train split and extra text) of fewer words than this adds the file's vectors, if there is one
+    small_text_words: PositiveInt = 1_000_000
     # word2vec only
     method: Literal["skipgram", "cbow"] = "skipgram"  # word2vec's two models
     window: PositiveInt = 5  # context words on each side
