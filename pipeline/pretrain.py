@@ -82,6 +82,14 @@ class TokenLists:
             for batch in parquet_batches(path, BATCH_ROWS, columns=["tokens"]):
                 yield from batch.column("tokens").to_pylist()
 
+    def words(self) -> int:
+        """The number of tokens, counted in Arrow (no Python lists)."""
+        return sum(
+            len(batch.column("tokens").flatten())
+            for path in self.files
+            for batch in parquet_batches(path, BATCH_ROWS, columns=["tokens"])
+        )
+
 
 def extra_text_files(location: Path) -> list[Path]:
     """The files ``pretrain.extra_text`` names: the file itself, or a folder's text files."""
@@ -163,11 +171,16 @@ def word2vec(sentences, vocab: list[str], params: PretrainParams) -> tuple[np.nd
     return vectors, known, metrics
 
 
+def vectors_in(folder: Path) -> list[Path]:
+    """The vectors files of a folder (none if it is not one)."""
+    return sorted(p for p in folder.glob("*") if p.name.endswith(VECTORS_SUFFIXES)) if folder.is_dir() else []
+
+
 def vectors_file(location: Path) -> Path:
     """The file ``pretrain.vectors`` names: the file itself, or the one vectors file of a folder."""
     if location.is_file():
         return location
-    found = sorted(p for p in location.glob("*") if p.name.endswith(VECTORS_SUFFIXES)) if location.is_dir() else []
+    found = vectors_in(location)
     if len(found) != 1:
         what = "not found" if not location.exists() else f"holds {len(found)} vectors files, not one"
         raise StageError(
@@ -262,12 +275,12 @@ def auto_kind(sentences: TokenLists, params: PretrainParams) -> str:
     """``word2vec+vectors`` when the text is small and ``pretrain.vectors`` holds a file, else
     ``word2vec``: word2vec learns little from small text, and general vectors beside it then help;
     on text of millions of words its own vectors did as well alone (benchmarks/RESULTS.md)."""
-    words = sum(len(tokens) for tokens in sentences)
+    words = sentences.words()
     if words >= params.small_text_words:
         print(f"pretrain: {words:,} words of text, at least pretrain.small_text_words: word2vec alone")
         return "word2vec"
     location = Path(params.vectors)
-    if location.is_dir() and not any(p.name.endswith(VECTORS_SUFFIXES) for p in location.iterdir()):
+    if location.is_dir() and not vectors_in(location):
         print(
             f"pretrain: warning: {words:,} words of text are few for word2vec alone and {location} holds no vectors "
             "file, so word2vec learns all the vectors (put a GloVe .txt or fastText .vec file there to add "
